@@ -1,0 +1,1047 @@
+"""Subscription fan-out: S idle-then-busy WebSocket subscribers, delivery latency and memory.
+
+    .venv/bin/python bench/fanout.py [--subscribers 1000] [--publishers 4] [--seconds 20] \\
+        [--two-servers] [--admin-dsn postgresql://postgres@127.0.0.1:5432/postgres] \\
+        [--redis-url redis://127.0.0.1:6379/5] [--broker memory|redis] [--no-compression] \\
+        [--csv receipts.csv]
+
+What is measured, and why: a wallet app keeps a subscription open on every phone that has the
+app in the foreground, so the server must hold many mostly idle sockets cheaply and still push
+each ledger change to the right few of them quickly.
+
+The script creates a scratch database on the ``--admin-dsn`` server, migrates it and starts
+its own ``stacklo serve`` (cheap Argon2: sign-up is setup, not what is measured). S users are
+signed up and funded through the public API (signUp, startDeposit, the sandbox payment page),
+20 requests at a time. Each user then opens one WebSocket (``graphql-transport-ws``,
+authenticated in ``connection_init``) with two subscriptions, ``walletUpdated`` and
+``transactionUpdated``: S sockets, 2 S subscriptions.
+
+- Memory per idle connection: the server's VmRSS (``/proc/<pid>/status``; with one uvicorn
+  worker the ``stacklo serve`` process is the server) after warm-up and before the sockets
+  open, and again once the server's ``stacklo_subscriptions_active`` gauge shows all 2 S
+  subscriptions and they have been idle for 3 s; (after - before) / S. It includes everything
+  a socket costs there: the uvicorn protocol, the permessage-deflate state the client asked
+  for (as browsers do; ``--no-compression`` to compare), strawberry's per-operation tasks,
+  the broadcast subscription queues.
+- Delivery: P publishers call ``sendMoney`` (1.00, ``to: {walletId}``) between random pairs
+  of the subscribed users for T seconds. Each transfer is one transactionUpdated event for
+  each party and one walletUpdated for each party. Latency is commit to receipt: the
+  transaction's ``completedAt`` (the server's clock when it wrote the completed transaction,
+  just before its commit, so the figure slightly overstates) against the subscriber's
+  ``time.time()`` when the message is read, on the same machine. Printed: p50/p90/p99/max,
+  events/s (every ``next`` message received by any subscriber inside the publishing window,
+  divided by its length), and, after a drain of up to 15 s, lost and duplicated deliveries
+  (every completed transfer must reach both parties on both subscriptions).
+
+With ``--two-servers`` two ``stacklo serve`` processes and one ``stacklo worker`` (the outbox
+relay) share the database and Redis; the servers do not run the relay themselves. Half of the
+subscribers connect to each server, the publishers go through the first one only, so half of
+the deliveries cross Redis from one process to the other. Alone, one server runs the relay
+in-process and fans out in memory (``--broker redis`` to go through Redis there as well).
+
+The client, the servers and PostgreSQL share the machine's CPUs: on a small machine the
+latency includes the client's own time to read 2 S sockets, and is an upper bound.
+Targets: S = 1000, p99 < 250 ms, < 100 KB per idle connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import json
+import math
+import os
+import random
+import re
+import resource
+import secrets
+import signal
+import socket
+import string
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.typing import Subprotocol
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_SUBSCRIBERS = 1000
+TARGET_P99_MS = 250.0
+TARGET_KB_PER_CONNECTION = 100.0
+SETUP_CONCURRENCY = 20  # sign-ups, deposits
+CONNECT_CONCURRENCY = 50  # WebSocket handshakes + connection_init in flight
+IDLE_SECONDS = 3.0
+DRAIN_SECONDS = 15.0
+FUND_TIMEOUT = 60.0
+AMOUNT = "1.00"
+PROTOCOL = Subprotocol("graphql-transport-ws")
+
+SIGN_UP = """
+mutation BenchSignUp($input: SignUpInput!) {
+  signUp(input: $input) {
+    session { accessToken }
+    user { wallets { id currency { code } } }
+    userErrors { code message }
+  }
+}"""
+
+START_DEPOSIT = """
+mutation BenchDeposit($input: StartDepositInput!) {
+  startDeposit(input: $input) {
+    paymentUrl
+    transaction { reference status }
+    userErrors { code message }
+  }
+}"""
+
+BALANCES = "query BenchBalances { me { wallets { id balance { amount } } } }"
+
+SEND_MONEY = """
+mutation BenchSend($input: SendMoneyInput!) {
+  sendMoney(input: $input) {
+    transaction { reference status }
+    userErrors { code message }
+  }
+}"""
+
+WALLET_SUBSCRIPTION = "subscription { walletUpdated { cursor wallet { id balance { amount } } } }"
+TRANSACTION_SUBSCRIPTION = (
+    "subscription { transactionUpdated { cursor transaction { reference status completedAt } } }"
+)
+WALLET_OP, TRANSACTION_OP = "1", "2"
+
+
+class BenchError(Exception):
+    """Setup failed; the message says where."""
+
+
+@dataclass
+class User:
+    email: str
+    token: str
+    wallet_id: str
+
+
+@dataclass
+class Server:
+    name: str
+    base: str
+    process: asyncio.subprocess.Process
+    log: Path
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.base.removeprefix("http") + "/graphql"
+
+
+@dataclass
+class Subscriber:
+    index: int
+    user: User
+    server: Server
+    ws: ClientConnection | None = None
+    reader: asyncio.Task[None] | None = None
+
+
+@dataclass
+class Deliveries:
+    """What the subscribers read, raw; matched against the transfers afterwards."""
+
+    # (receipt time.time(), subscriber index, reference, status, completedAt)
+    transactions: list[tuple[float, int, str, str, str | None]] = field(default_factory=list)
+    wallets: list[tuple[float, int]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    completes: int = 0
+    closes: Counter[str] = field(default_factory=Counter)
+    closing: bool = False
+
+
+@dataclass
+class Transfers:
+    elapsed: float = 0.0
+    sent: dict[str, tuple[int, int]] = field(default_factory=dict)  # reference -> parties
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter[str] = field(default_factory=Counter)
+    user_errors: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+# ------------------------------------------------------------------------ databases ----
+
+
+def plain_dsn(dsn: str) -> str:
+    """libpq/asyncpg form: ``postgresql+asyncpg://`` becomes ``postgresql://``."""
+    scheme, rest = dsn.split("://", 1)
+    return scheme.split("+", 1)[0] + "://" + rest
+
+
+def with_database(dsn: str, database: str) -> str:
+    return urlsplit(plain_dsn(dsn))._replace(path="/" + database).geturl()
+
+
+def redacted(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    return parts._replace(netloc=parts.netloc.replace(":" + parts.password + "@", ":***@")).geturl()
+
+
+async def admin(dsn: str, statement: str) -> None:
+    conn = await asyncpg.connect(plain_dsn(dsn))
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(dsn: str, prefix: str) -> AsyncIterator[str]:
+    """A new empty database on the server of ``dsn``; yields its DSN, drops it afterwards."""
+    name = f"{prefix}_{secrets.token_hex(4)}"  # generated identifier, not input
+    await admin(dsn, f'CREATE DATABASE "{name}"')
+    try:
+        yield with_database(dsn, name)
+    finally:
+        await admin(dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -------------------------------------------------------------------------- servers ----
+
+
+def raise_file_limit() -> tuple[int, int]:
+    """Soft RLIMIT_NOFILE up to the hard limit (the servers inherit it); returns (old, new)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 65_536)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return soft, resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def base_env(database_dsn: str, data_dir: str, redis_url: str | None) -> dict[str, str]:
+    # Nothing STACKLO_* (nor a stray REDIS_URL) leaks in from the caller's shell: the
+    # processes run on their defaults plus what is set here. One JWT secret for all of
+    # them, so a token from either server is good on the other.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("STACKLO_") and k not in ("DATABASE_URL", "REDIS_URL")
+    }
+    alphabet = string.ascii_letters + string.digits
+    env.update(
+        STACKLO_DATABASE_URL=database_dsn,
+        STACKLO_DATA_DIR=data_dir,
+        STACKLO_JWT_SECRET="".join(secrets.choice(alphabet) for _ in range(48)),
+        STACKLO_ARGON2_TIME_COST="1",
+        STACKLO_ARGON2_MEMORY_KIB="1024",
+        STACKLO_ARGON2_PARALLELISM="1",
+        STACKLO_ACCESS_TOKEN_TTL_SECONDS="3600",  # no socket closes with 4403 mid-run
+    )
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    return env
+
+
+def log_tail(path: Path, chars: int = 4000) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return "(no log)"
+
+
+PROBLEM = re.compile(
+    r'"level":\s*"(warning|error|critical|exception)"|Traceback|^(ERROR|WARNING|CRITICAL)\b',
+    re.IGNORECASE,
+)
+
+
+def log_problems(path: Path, shown: int = 12) -> list[str]:
+    """The log's warning/error lines (and tracebacks), each cut to 400 characters."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    found = [line[:400] for line in lines if PROBLEM.search(line)]
+    if len(found) > shown:
+        found = [*found[:shown], f"... and {len(found) - shown} more"]
+    return found
+
+
+async def stop_process(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM to the process's own group, then SIGKILL."""
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), 20)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
+
+
+async def spawn(env: dict[str, str], log: Path, *arguments: str) -> asyncio.subprocess.Process:
+    with log.open("ab") as out:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "stacklo", *arguments,
+            env=env, cwd=ROOT, stdout=out, stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+
+@dataclass
+class Cluster:
+    servers: list[Server]
+    worker: asyncio.subprocess.Process | None
+    logs: list[Path]
+    broker: str
+
+
+@contextlib.asynccontextmanager
+async def started_cluster(args: argparse.Namespace) -> AsyncIterator[Cluster]:
+    """A migrated fresh database, one or two ``stacklo serve`` (and the worker with two)."""
+    redis_url = args.redis_url if args.two_servers or args.broker == "redis" else None
+    async with scratch_database(args.admin_dsn, "stacklo_fanout") as dsn:
+        with tempfile.TemporaryDirectory(prefix="stacklo-fanout-") as tmp:
+            env = base_env(dsn, tmp, redis_url)
+            migrate_log = Path(tmp) / "migrate.log"
+            migrate = await spawn(env, migrate_log, "migrate")
+            if await migrate.wait() != 0:
+                raise BenchError(f"stacklo migrate failed:\n{log_tail(migrate_log)}")
+            server_env = dict(env)
+            # One server relays in-process; two leave it to the worker.
+            server_env["STACKLO_RUN_WORKER_IN_PROCESS"] = "false" if args.two_servers else "true"
+            servers: list[Server] = []
+            logs: list[Path] = []
+            worker: asyncio.subprocess.Process | None = None
+            try:
+                for name in ["A", "B"] if args.two_servers else ["A"]:
+                    port = free_port()
+                    log = Path(tmp) / f"server-{name}.log"
+                    process = await spawn(server_env, log, "serve", "--port", str(port))
+                    servers.append(Server(name, f"http://127.0.0.1:{port}", process, log))
+                    logs.append(log)
+                if args.two_servers:
+                    log = Path(tmp) / "worker.log"
+                    worker = await spawn(env, log, "worker")
+                    logs.append(log)
+                for server in servers:
+                    await wait_ready(server)
+                if worker is not None:
+                    await asyncio.sleep(1)
+                    if worker.returncode is not None:
+                        raise BenchError(f"stacklo worker exited:\n{log_tail(logs[-1])}")
+                broker = f"Redis {redis_url}" if redis_url else "in-process memory"
+                relay = "stacklo worker" if worker else "in-process"
+                print(
+                    f"started {len(servers)} x stacklo serve (pids "
+                    f"{', '.join(str(s.process.pid) for s in servers)}) on "
+                    f"{', '.join(s.base for s in servers)}; relay {relay}; fan-out {broker}; "
+                    f"database {redacted(dsn)}",
+                    flush=True,
+                )
+                yield Cluster(servers, worker, logs, broker)
+            except BaseException:
+                for log in logs:
+                    print(f"{log.name} (tail):\n{log_tail(log)}", file=sys.stderr)
+                raise
+            finally:
+                await asyncio.gather(
+                    *(stop_process(s.process) for s in servers),
+                    *([stop_process(worker)] if worker else []),
+                )
+
+
+async def wait_ready(server: Server) -> None:
+    deadline = time.monotonic() + 90
+    async with httpx.AsyncClient(timeout=2) as client:
+        while time.monotonic() < deadline:
+            if server.process.returncode is not None:
+                raise BenchError(
+                    f"server {server.name} exited with {server.process.returncode}:\n"
+                    f"{log_tail(server.log)}"
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(server.base + "/readyz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
+    raise BenchError(f"server {server.name} did not become ready within 90 s")
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS of a process, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise BenchError(f"no VmRSS for pid {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (``/proc/<pid>/stat``)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs together, from ``/proc/stat``."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+GAUGE = re.compile(r"^stacklo_subscriptions_active\s+([0-9.eE+-]+)$", re.MULTILINE)
+
+
+async def active_subscriptions(client: httpx.AsyncClient, server: Server) -> int:
+    text = (await client.get(server.base + "/metrics")).text
+    match = GAUGE.search(text)
+    return int(float(match.group(1))) if match else 0
+
+
+# -------------------------------------------------------------------------- graphql ----
+
+
+async def graphql(
+    client: httpx.AsyncClient,
+    base: str,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    token: str | None = None,
+) -> dict[str, Any]:
+    """``data`` of a successful response; BenchError on HTTP or GraphQL errors (setup only)."""
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    response = await client.post(
+        base + "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+    )
+    if response.status_code != 200:
+        raise BenchError(f"HTTP {response.status_code}: {response.text[:500]}")
+    body: dict[str, Any] = response.json()
+    if body.get("errors"):
+        raise BenchError(f"GraphQL errors: {body['errors']}")
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+def user_errors(payload: dict[str, Any], what: str) -> None:
+    if payload.get("userErrors"):
+        raise BenchError(f"{what}: {payload['userErrors']}")
+
+
+async def sign_up(
+    client: httpx.AsyncClient, base: str, run: str, index: int, currency: str
+) -> User:
+    email = f"fanout-{run}-{index}@example.com"
+    variables = {
+        "input": {
+            "email": email,
+            "password": "bench-" + secrets.token_hex(10),
+            "fullName": f"Fanout User {index}",
+            "homeCurrency": currency,
+        }
+    }
+    payload = (await graphql(client, base, SIGN_UP, variables))["signUp"]
+    user_errors(payload, f"signUp {email}")
+    wallets = [w for w in payload["user"]["wallets"] if w["currency"]["code"] == currency]
+    if not wallets:
+        raise BenchError(f"signUp {email}: no {currency} wallet in {payload['user']['wallets']}")
+    return User(email, payload["session"]["accessToken"], wallets[0]["id"])
+
+
+async def fund(client: httpx.AsyncClient, base: str, user: User, amount: str) -> None:
+    """startDeposit, then complete it on the payment page the provider returned."""
+    variables = {
+        "input": {"walletId": user.wallet_id, "amount": amount, "idempotencyKey": str(uuid.uuid4())}
+    }
+    payload = (await graphql(client, base, START_DEPOSIT, variables, user.token))["startDeposit"]
+    user_errors(payload, f"startDeposit {user.email}")
+    url = payload.get("paymentUrl")
+    if not url:
+        raise BenchError(f"startDeposit {user.email}: no paymentUrl in {payload}")
+    response = await client.post(url, data={"outcome": "success"})
+    if response.status_code >= 400:
+        raise BenchError(f"payment page {url}: HTTP {response.status_code} {response.text[:300]}")
+
+
+async def balance(client: httpx.AsyncClient, base: str, user: User) -> float:
+    me = (await graphql(client, base, BALANCES, token=user.token))["me"]
+    for wallet in me["wallets"]:
+        if wallet["id"] == user.wallet_id:
+            return float(wallet["balance"]["amount"])
+    raise BenchError(f"{user.email}: wallet {user.wallet_id} not in me.wallets")
+
+
+async def setup_users(
+    client: httpx.AsyncClient, servers: list[Server], args: argparse.Namespace
+) -> list[User]:
+    """Sign up and fund S users, SETUP_CONCURRENCY requests at a time, over all servers."""
+    run = secrets.token_hex(4)
+    limit = asyncio.Semaphore(SETUP_CONCURRENCY)
+
+    def base(index: int) -> str:
+        return servers[index % len(servers)].base
+
+    async def one(index: int) -> User:
+        async with limit:
+            return await sign_up(client, base(index), run, index, args.currency)
+
+    async def pay(index: int, user: User) -> None:
+        async with limit:
+            await fund(client, base(index), user, args.funding)
+
+    async def funded(index: int, user: User) -> bool:
+        async with limit:
+            return await balance(client, base(index), user) > 0
+
+    started = time.perf_counter()
+    async with asyncio.TaskGroup() as group:  # the first failure cancels the rest
+        signing = [group.create_task(one(i)) for i in range(args.subscribers)]
+    users = [task.result() for task in signing]
+    signed = time.perf_counter() - started
+    async with asyncio.TaskGroup() as group:
+        for i, user in enumerate(users):
+            group.create_task(pay(i, user))
+    pending = list(enumerate(users))
+    deadline = time.monotonic() + FUND_TIMEOUT
+    while pending:
+        done = await asyncio.gather(*(funded(i, u) for i, u in pending))
+        pending = [p for p, ok in zip(pending, done, strict=True) if not ok]
+        if pending and time.monotonic() > deadline:
+            raise BenchError(f"{len(pending)} wallets still unfunded after {FUND_TIMEOUT:.0f} s")
+        if pending:
+            await asyncio.sleep(0.25)
+    print(
+        f"signed up {len(users)} users in {signed:.1f} s, funded {args.funding} "
+        f"{args.currency} each, {time.perf_counter() - started:.1f} s in all",
+        flush=True,
+    )
+    return users
+
+
+# ---------------------------------------------------------------------- subscribers ----
+
+
+async def open_subscriber(sub: Subscriber, deliveries: Deliveries, compression: bool) -> None:
+    """Connect, authenticate in connection_init, wait for the ack, start both subscriptions."""
+    ws = await connect(
+        sub.server.ws_url,
+        subprotocols=[PROTOCOL],
+        compression="deflate" if compression else None,
+        ping_interval=None,  # the server pings every 20 s; the client answers
+        open_timeout=60,
+        close_timeout=5,
+        max_queue=None,
+    )
+    try:
+        init = {"type": "connection_init", "payload": {"authorization": f"Bearer {sub.user.token}"}}
+        await ws.send(json.dumps(init))
+        reply = json.loads(await asyncio.wait_for(ws.recv(), 60))
+        if reply.get("type") != "connection_ack":
+            raise BenchError(f"subscriber {sub.index}: expected connection_ack, got {reply}")
+        for op, query in (
+            (WALLET_OP, WALLET_SUBSCRIPTION),
+            (TRANSACTION_OP, TRANSACTION_SUBSCRIPTION),
+        ):
+            await ws.send(json.dumps({"id": op, "type": "subscribe", "payload": {"query": query}}))
+    except BaseException:
+        await ws.close()
+        raise
+    sub.ws = ws
+    sub.reader = asyncio.create_task(read(sub, ws, deliveries))
+
+
+async def read(sub: Subscriber, ws: ClientConnection, deliveries: Deliveries) -> None:
+    """Record every message; the receipt time is taken before anything else is done."""
+    try:
+        async for raw in ws:
+            now = time.time()
+            message = json.loads(raw)
+            kind = message.get("type")
+            if kind == "next":
+                data = (message.get("payload") or {}).get("data") or {}
+                if message.get("id") == TRANSACTION_OP and data.get("transactionUpdated"):
+                    tx = data["transactionUpdated"]["transaction"]
+                    deliveries.transactions.append(
+                        (now, sub.index, tx["reference"], tx["status"], tx["completedAt"])
+                    )
+                elif message.get("id") == WALLET_OP and data.get("walletUpdated"):
+                    deliveries.wallets.append((now, sub.index))
+                else:
+                    deliveries.errors.append(f"subscriber {sub.index}: {raw[:300]!s}")
+            elif kind == "ping":
+                await ws.send('{"type":"pong"}')
+            elif kind == "error":
+                deliveries.errors.append(f"subscriber {sub.index}: {raw[:300]!s}")
+            elif kind == "complete":
+                deliveries.completes += 1
+    except ConnectionClosed:
+        pass  # a normal close ends the loop quietly, any other raises: both are counted here
+    if not deliveries.closing:
+        deliveries.closes[f"{ws.close_code} {ws.close_reason or ''}".strip()] += 1
+
+
+async def open_all(
+    subscribers: list[Subscriber], deliveries: Deliveries, compression: bool
+) -> None:
+    limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+    async def one(sub: Subscriber) -> None:
+        async with limit:
+            await open_subscriber(sub, deliveries, compression)
+
+    async with asyncio.TaskGroup() as group:
+        for sub in subscribers:
+            group.create_task(one(sub))
+
+
+async def close_all(subscribers: list[Subscriber], deliveries: Deliveries) -> None:
+    deliveries.closing = True
+
+    async def one(sub: Subscriber) -> None:
+        if sub.ws is not None:
+            with contextlib.suppress(WebSocketException, OSError, TimeoutError):
+                await sub.ws.close()
+        if sub.reader is not None:
+            sub.reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sub.reader
+
+    await asyncio.gather(*(one(s) for s in subscribers))
+
+
+async def wait_subscribed(
+    client: httpx.AsyncClient, servers: list[Server], expected: dict[str, int]
+) -> None:
+    """Until each server's gauge shows every subscription (the server has started them all)."""
+    deadline = time.monotonic() + 60
+    while True:
+        counts = {s.name: await active_subscriptions(client, s) for s in servers}
+        if all(counts[name] >= n for name, n in expected.items()):
+            return
+        if time.monotonic() > deadline:
+            raise BenchError(f"active subscriptions {counts}, expected {expected}")
+        await asyncio.sleep(0.2)
+
+
+# ----------------------------------------------------------------------- publishers ----
+
+
+async def transfer(
+    client: httpx.AsyncClient, base: str, users: list[User], result: Transfers
+) -> None:
+    a, b = random.sample(range(len(users)), 2)
+    sender, recipient = users[a], users[b]
+    body = {
+        "query": SEND_MONEY,
+        "variables": {
+            "input": {
+                "fromWalletId": sender.wallet_id,
+                "to": {"walletId": recipient.wallet_id},
+                "amount": AMOUNT,
+                "idempotencyKey": str(uuid.uuid4()),
+                "note": "fanout",
+            }
+        },
+    }
+    headers = {"authorization": f"Bearer {sender.token}"}
+    started = time.perf_counter()
+    outcome: str | None = None
+    try:
+        response = await client.post(base + "/graphql", json=body, headers=headers)
+        if response.status_code != 200:
+            outcome = f"HTTP {response.status_code}"
+        else:
+            reply = response.json()
+            if reply.get("errors"):
+                codes = [(e.get("extensions") or {}).get("code") for e in reply["errors"]]
+                outcome = f"GraphQL {codes[0] or 'error'}"
+            else:
+                payload = (reply.get("data") or {}).get("sendMoney") or {}
+                if payload.get("userErrors"):
+                    result.user_errors[payload["userErrors"][0]["code"]] += 1
+                elif payload.get("transaction"):
+                    tx = payload["transaction"]
+                    result.sent[tx["reference"]] = (a, b)
+                    result.statuses[tx["status"]] += 1
+                else:
+                    outcome = "empty payload"
+    except httpx.HTTPError as e:
+        outcome = type(e).__name__
+    except ValueError:  # not JSON
+        outcome = "invalid JSON"
+    result.latencies.append(time.perf_counter() - started)
+    if outcome:
+        result.errors[outcome] += 1
+
+
+async def publish(
+    client: httpx.AsyncClient, base: str, users: list[User], publishers: int, seconds: float
+) -> Transfers:
+    result = Transfers()
+    started = time.perf_counter()
+    deadline = started + seconds
+
+    async def worker() -> None:
+        while time.perf_counter() < deadline:
+            await transfer(client, base, users, result)
+
+    await asyncio.gather(*(worker() for _ in range(publishers)))
+    result.elapsed = time.perf_counter() - started  # includes the requests still in flight
+    return result
+
+
+# ---------------------------------------------------------------------------- stats ----
+
+
+def percentile(samples: list[float], p: float) -> float:
+    """Nearest-rank percentile, in milliseconds."""
+    if not samples:
+        return math.nan
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)] * 1000
+
+
+def latency_line(samples: list[float]) -> str:
+    return (
+        f"p50 {percentile(samples, 50):.1f}  p90 {percentile(samples, 90):.1f}  "
+        f"p99 {percentile(samples, 99):.1f}  max {percentile(samples, 100):.1f}"
+    )
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+@dataclass
+class Matched:
+    latencies: list[float]
+    expected: int
+    received: int
+    duplicates: int
+    missing: list[tuple[str, int]]
+    foreign: int  # transactionUpdated for transfers the publishers did not see succeed
+    not_completed: Counter[str]
+    # (completedAt epoch, receipt epoch, subscriber index, reference) per first receipt
+    samples: list[tuple[float, float, int, str]]
+
+
+def match(transfers: Transfers, deliveries: Deliveries) -> Matched:
+    """Each completed transfer once to each party; latency from the first receipt."""
+    expected = {(ref, party) for ref, parties in transfers.sent.items() for party in parties}
+    first: dict[tuple[str, int], float] = {}
+    duplicates = foreign = 0
+    not_completed: Counter[str] = Counter()
+    completed: dict[str, float] = {}
+    for received_at, index, ref, status, completed_at in deliveries.transactions:
+        key = (ref, index)
+        if key not in expected:
+            foreign += 1
+            continue
+        if status != "COMPLETED" or completed_at is None:
+            not_completed[status] += 1
+            continue
+        if key in first:
+            duplicates += 1
+            continue
+        first[key] = received_at
+        if ref not in completed:
+            completed[ref] = datetime.fromisoformat(completed_at).timestamp()
+    samples = [(completed[ref], at, index, ref) for (ref, index), at in first.items()]
+    latencies = [at - done for done, at, _, _ in samples]
+    missing = sorted(expected - set(first))
+    return Matched(
+        latencies, len(expected), len(first), duplicates, missing, foreign, not_completed, samples
+    )
+
+
+def write_csv(path: Path, matched: Matched, subscribers: list[Subscriber]) -> None:
+    """One row per transactionUpdated receipt, for looking at the tail over time."""
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(
+            ["completed_at", "received_at", "latency_ms", "subscriber", "server", "ref"]
+        )
+        for done, at, index, ref in sorted(matched.samples):
+            server = subscribers[index].server.name
+            writer.writerow(
+                [f"{done:.6f}", f"{at:.6f}", f"{(at - done) * 1000:.2f}", index, server, ref]
+            )
+
+
+# ----------------------------------------------------------------------------- main ----
+
+
+async def bench(cluster: Cluster, args: argparse.Namespace) -> int:
+    servers = cluster.servers
+    publisher_base = servers[0].base
+    limits = httpx.Limits(max_connections=SETUP_CONCURRENCY + args.publishers)
+    deliveries = Deliveries()
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        users = await setup_users(client, servers, args)
+        subscribers = [Subscriber(i, u, servers[i % len(servers)]) for i, u in enumerate(users)]
+        per_server = Counter(s.server.name for s in subscribers)
+
+        # Warm-up: one socket per server through the whole path, then closed, so the code
+        # that runs for the first connection only is not counted per connection.
+        warm = [Subscriber(-1, users[i], s) for i, s in enumerate(servers)]
+        await open_all(warm, Deliveries(), args.compression)
+        await wait_subscribed(client, servers, {s.name: 2 for s in servers})
+        await close_all(warm, Deliveries())
+        await wait_gauge_zero(client, servers)
+        await asyncio.sleep(1)
+        before = {s.name: rss_kib(s.process.pid) for s in servers}
+
+        print(f"opening {len(subscribers)} sockets ({dict(per_server)})...", flush=True)
+        started = time.perf_counter()
+        await open_all(subscribers, deliveries, args.compression)
+        opened = time.perf_counter() - started
+        await wait_subscribed(client, servers, {n: 2 * c for n, c in per_server.items()})
+        subscribed = time.perf_counter() - started
+        await asyncio.sleep(IDLE_SECONDS)
+        after = {s.name: rss_kib(s.process.pid) for s in servers}
+        print(
+            f"{len(subscribers)} sockets open and acked in {opened:.1f} s, "
+            f"{2 * len(subscribers)} subscriptions active after {subscribed:.1f} s",
+            flush=True,
+        )
+
+        print(f"publishing: {args.publishers} clients for {args.seconds:g} s...", flush=True)
+        pids = {s.name: s.process.pid for s in servers}
+        if cluster.worker is not None:
+            pids["worker"] = cluster.worker.pid
+        cpu_before = {n: cpu_seconds(p) for n, p in pids.items()}
+        client_cpu = time.process_time()
+        machine = machine_ticks()
+        window_start = time.time()
+        transfers = await publish(client, publisher_base, users, args.publishers, args.seconds)
+        window_end = time.time()
+        client_cpu = time.process_time() - client_cpu
+        busy_ticks, total_ticks = (a - b for a, b in zip(machine_ticks(), machine, strict=True))
+        cpu = {n: cpu_seconds(p) - cpu_before[n] for n, p in pids.items()}
+        ok = len(transfers.sent)
+        drain_start = time.perf_counter()
+        while time.perf_counter() - drain_start < DRAIN_SECONDS:
+            if len(deliveries.transactions) >= 2 * ok and len(deliveries.wallets) >= 2 * ok:
+                break
+            await asyncio.sleep(0.1)
+        drained = time.perf_counter() - drain_start
+        await close_all(subscribers, deliveries)
+
+    matched = match(transfers, deliveries)
+    if args.csv:
+        write_csv(args.csv, matched, subscribers)
+    in_window = sum(window_start <= t[0] <= window_end for t in deliveries.transactions) + sum(
+        window_start <= w[0] <= window_end for w in deliveries.wallets
+    )
+    window = window_end - window_start
+    s = len(subscribers)
+    p99 = percentile(matched.latencies, 99)
+
+    print()
+    print("== fan-out ==")
+    print(
+        f"topology              {len(servers)} x stacklo serve (1 uvicorn worker each), "
+        f"relay {'stacklo worker' if cluster.worker else 'in-process'}, fan-out {cluster.broker}"
+    )
+    print(
+        f"subscribers           {s} sockets, {2 * s} subscriptions "
+        f"({', '.join(f'{n}: {c}' for n, c in sorted(per_server.items()))}) "
+        f"(target S = {TARGET_SUBSCRIBERS}: {met(s >= TARGET_SUBSCRIBERS)})"
+    )
+    print(
+        f"compression           {'permessage-deflate' if args.compression else 'none'}; "
+        f"connect {opened:.1f} s, all subscribed {subscribed:.1f} s"
+    )
+    for server in servers:
+        grown = after[server.name] - before[server.name]
+        each = grown / per_server[server.name]
+        print(
+            f"memory server {server.name}       RSS {before[server.name] / 1024:.1f} MiB -> "
+            f"{after[server.name] / 1024:.1f} MiB idle with {per_server[server.name]} sockets: "
+            f"{each:.1f} KB per idle connection "
+            f"(target < {TARGET_KB_PER_CONNECTION:.0f} KB: {met(each < TARGET_KB_PER_CONNECTION)})"
+        )
+    print(
+        f"publishers            {args.publishers} via server {servers[0].name}, "
+        f"{transfers.elapsed:.2f} s: {ok} transfers ({ok / transfers.elapsed:.1f}/s), "
+        f"sendMoney latency ms {latency_line(transfers.latencies)}"
+    )
+    if transfers.user_errors or transfers.errors or set(transfers.statuses) - {"COMPLETED"}:
+        print(
+            f"publisher outcomes    statuses {dict(transfers.statuses)}, "
+            f"userErrors {dict(transfers.user_errors)}, errors {dict(transfers.errors)}"
+        )
+    busy = ", ".join(f"{n} {c / window:.0%}" for n, c in [*cpu.items(), ("client", client_cpu)])
+    print(
+        f"CPU in the window     {busy} of one core; machine {busy_ticks / total_ticks:.0%} busy "
+        f"({os.cpu_count()} CPUs, PostgreSQL and Redis included)"
+    )
+    print(
+        f"commit->receipt ms    {latency_line(matched.latencies)} "
+        f"over {len(matched.latencies)} transactionUpdated "
+        f"(target p99 < {TARGET_P99_MS:.0f} ms: {met(p99 < TARGET_P99_MS)})"
+    )
+    print(
+        f"delivered             {in_window} next messages in the {window:.2f} s window: "
+        f"{in_window / window:.1f} events/s"
+    )
+    print(
+        f"transactionUpdated    {matched.received} of {matched.expected} expected "
+        f"(missing {len(matched.missing)}, duplicates {matched.duplicates}, "
+        f"other {matched.foreign}"
+        + (f", not completed {dict(matched.not_completed)}" if matched.not_completed else "")
+        + f"), drained in {drained:.1f} s"
+    )
+    print(
+        f"walletUpdated         {len(deliveries.wallets)} deliveries of {2 * ok} expected "
+        f"(2 per transfer)"
+    )
+    if matched.missing:
+        print(f"  missing e.g.        {matched.missing[:5]} (reference, subscriber)")
+    closes = {k: v for k, v in deliveries.closes.items() if v}
+    if closes or deliveries.errors or deliveries.completes:
+        print(
+            f"socket problems       closed by the server {closes}, "
+            f"complete {deliveries.completes}, errors {len(deliveries.errors)}"
+        )
+        for line in deliveries.errors[:5]:
+            print(f"  {line}")
+
+    problems = 0
+    for log in cluster.logs:
+        found = log_problems(log)
+        if found:
+            problems += 1
+            print(f"\n{log.name}: {len(found)} warning/error line(s):")
+            for line in found:
+                print(f"  {line}")
+
+    lost = len(matched.missing) + max(0, 2 * ok - len(deliveries.wallets))
+    print("\n---- summary (for the README) ----")
+    print(
+        f"- `bench/fanout.py`, {datetime.now(UTC).date()}, {os.cpu_count()} CPUs"
+        f"{', --two-servers' if args.two_servers else ''}: {s} subscribers, "
+        f"{args.publishers} publishers, {args.seconds:g} s, {ok} transfers "
+        f"({ok / transfers.elapsed:.0f}/s)."
+    )
+    kb = "; ".join(
+        f"{n} {(after[n] - before[n]) / per_server[n]:.0f} KB"
+        for n in sorted(per_server)  # one entry per server
+    )
+    print(
+        f"- commit->receipt ms {latency_line(matched.latencies)}; "
+        f"{in_window / window:.0f} events/s; idle connection {kb}; lost {lost}."
+    )
+    print("----")
+    return 1 if lost or closes or problems else 0
+
+
+async def wait_gauge_zero(client: httpx.AsyncClient, servers: list[Server]) -> None:
+    deadline = time.monotonic() + 30
+    while any([await active_subscriptions(client, s) for s in servers]):
+        if time.monotonic() > deadline:
+            raise BenchError("warm-up subscriptions still active after 30 s")
+        await asyncio.sleep(0.1)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--subscribers", type=int, default=1000, help="S: sockets, one user each")
+    parser.add_argument("--publishers", type=int, default=4, help="P: concurrent sendMoney")
+    parser.add_argument("--seconds", type=float, default=20, help="T: publishing window")
+    parser.add_argument(
+        "--two-servers", action="store_true", help="two serve + one worker over Redis"
+    )
+    parser.add_argument(
+        "--admin-dsn",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="where the scratch database is created and dropped",
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/5")
+    parser.add_argument(
+        "--broker",
+        choices=["memory", "redis"],
+        default="memory",
+        help="fan-out of a single server (two servers always use Redis)",
+    )
+    parser.add_argument(
+        "--no-compression",
+        dest="compression",
+        action="store_false",
+        help="do not offer permessage-deflate",
+    )
+    parser.add_argument(
+        "--csv", type=Path, help="write every transactionUpdated receipt and its latency here"
+    )
+    parser.add_argument("--currency", default="NGN")
+    parser.add_argument("--funding", default="1000", help="deposited into every wallet")
+    args = parser.parse_args(argv)
+    if args.subscribers < (4 if args.two_servers else 2):
+        parser.error("--subscribers must be at least 2 (4 with --two-servers)")
+    if args.publishers < 1 or args.seconds <= 0:
+        parser.error("--publishers must be at least 1 and --seconds positive")
+    return args
+
+
+async def run(args: argparse.Namespace) -> int:
+    # SIGTERM unwinds like Ctrl-C does: the servers are stopped and the database dropped.
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    async with started_cluster(args) as cluster:
+        return await bench(cluster, args)
+
+
+def flatten(error: BaseException) -> Iterator[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from flatten(inner)
+    else:
+        yield error
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    old, new = raise_file_limit()
+    if new < 2 * args.subscribers + 200:
+        print(f"warning: open-file limit {new} may be too low", file=sys.stderr)
+    elif new != old:
+        print(f"open-file limit {old} -> {new}", flush=True)
+    try:
+        return asyncio.run(run(args))
+    except (BenchError, httpx.HTTPError, WebSocketException, OSError, ExceptionGroup) as e:
+        leaves = list(flatten(e))
+        known = BenchError | httpx.HTTPError | WebSocketException | OSError
+        if not all(isinstance(x, known) for x in leaves):
+            raise
+        for leaf in leaves[:10]:
+            print(f"fanout bench: {type(leaf).__name__}: {leaf}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except asyncio.CancelledError:  # SIGTERM
+        return 143
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""What parser and validation caching saves per operation.
+
+    .venv/bin/python bench/parse_cache.py [--iterations 2000]
+
+Runs a trivial operation and a realistic dashboard one through the production schema
+(ParserCache and ValidationCache on) and through the same schema without them, in process,
+and prints the mean and median time per operation for each. No database is touched: the
+operations read static data, so the difference is parsing and validation alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from decimal import Decimal
+
+from stacklo.schema.common import DecimalScalar
+from stacklo.schema.root import ErrorPolicy, Mutation, Query, QuietSchema, observe_operation, schema
+
+TRIVIAL = "query Trivial { __typename }"
+
+DASHBOARD = """
+query Dashboard {
+  currencies { code name kind decimals }
+  me { id email fullName roles kycStatus wallets { id currency { code } balance { amount currency }
+       heldBalance { amount } availableBalance { amount } status createdAt } }
+  a: currencies { code }
+  b: currencies { decimals }
+}
+"""
+
+
+async def measure(target: QuietSchema, operation: str, iterations: int) -> list[float]:
+    samples = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        result = await target.execute(operation, context_value=_Anonymous())
+        samples.append(time.perf_counter() - start)
+        assert result.errors is None, result.errors
+    return samples
+
+
+class _Anonymous:
+    """Just enough context for `me` to answer null without a database."""
+
+    async def viewer(self) -> None:
+        return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--iterations", type=int, default=2000)
+    args = parser.parse_args()
+    uncached = QuietSchema(
+        query=Query,
+        mutation=Mutation,
+        scalar_overrides={Decimal: DecimalScalar},  # type: ignore[dict-item]
+        extensions=[ErrorPolicy, observe_operation],
+    )
+    for name, operation in (("trivial", TRIVIAL), ("dashboard", DASHBOARD)):
+        for label, target in (("without caches", uncached), ("with caches", schema)):
+            asyncio.run(measure(target, operation, 200))  # warm up
+            samples = asyncio.run(measure(target, operation, args.iterations))
+            print(
+                f"{name:>9} {label:>15}: mean {statistics.mean(samples) * 1000:.3f} ms, "
+                f"p50 {statistics.median(samples) * 1000:.3f} ms per op ({args.iterations} runs)"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+import sys
+
+from stacklo.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Password hashing, JWT access tokens, opaque refresh tokens, casbin RBAC."""

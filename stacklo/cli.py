@@ -1,0 +1,285 @@
+"""``stacklo serve | migrate | create-admin | schema``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import os
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+
+from stacklo.config import Settings
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"stacklo: error: {message}", file=sys.stderr)
+    return code
+
+
+def _database_url(settings: Settings) -> str:
+    """The configured server, checked; or the embedded one, started and migrated."""
+    from stacklo.data.db import check_connection, migrate, start_embedded
+
+    if settings.database_url is None:
+        url = start_embedded(settings.data_dir)
+        migrate(url)
+        return url
+    url = settings.database_url
+    try:
+        from sqlalchemy import make_url
+
+        make_url(url)
+        asyncio.run(check_connection(url))
+    except Exception as e:  # any reason: say it in one line
+        raise SystemExit(
+            _fail(f"cannot connect to the database ({_redacted(url)}): {_reason(e)}", 2)
+        ) from None
+    return url
+
+
+def _redacted(url: str) -> str:
+    try:
+        from sqlalchemy import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # unparsable: show nothing of it
+        return "unparsable URL"
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text[:200]
+
+
+def _port_free(host: str, port: int) -> str | None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return f"port {port} on {host} is already in use"
+            return f"cannot listen on {host}:{port}: {e.strerror}"
+    return None
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = Settings()
+    problem = _port_free(args.host, args.port)
+    if problem:
+        return _fail(problem)
+    if settings.database_url is not None:
+        # Production: migrations are an explicit step (`stacklo migrate`), not a side effect.
+        _database_url(settings)
+    elif args.workers > 1:
+        # Several processes share one embedded server: start and migrate it once, here.
+        os.environ["STACKLO_DATABASE_URL"] = _database_url(settings)
+        os.environ.setdefault("STACKLO_RUN_WORKER_IN_PROCESS", "true")
+        if not settings.redis_url:
+            # No Redis: the workers fan out through the embedded PostgreSQL's LISTEN/NOTIFY.
+            url = os.environ["STACKLO_DATABASE_URL"]
+            os.environ.setdefault("STACKLO_BROADCAST_URL", url.replace("+asyncpg", "", 1))
+        settings.secret  # noqa: B018 - create the shared secret before the workers race for it
+    # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler that kills
+    # the process before atexit runs, leaving the embedded PostgreSQL behind. Exit instead.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    uvicorn.run(
+        "stacklo.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        # Our own middleware decides which proxies may set X-Forwarded-For.
+        proxy_headers=False,
+        server_header=False,
+        log_level="warning",
+        access_log=False,
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+    )
+    return 0
+
+
+def worker(args: argparse.Namespace) -> int:
+    """The outbox relay (and, later, the scheduler and rate feed), safe to run several times."""
+    from datetime import timedelta
+
+    from broadcaster import Broadcast
+
+    from stacklo.data.db import create_engine
+    from stacklo.data.outbox import RelayConnection
+    from stacklo.data.uow import SqlUnitOfWorkFactory
+    from stacklo.observability import configure_logging, log
+    from stacklo.realtime.relay import Relay
+
+    settings = Settings()
+    if not settings.redis_url:
+        return _fail(
+            "stacklo worker publishes through Redis: set REDIS_URL "
+            "(the embedded default runs the relay inside serve)"
+        )
+    url = _database_url(settings)
+    configure_logging(settings.log_level, settings.log_json)
+
+    async def run() -> int:
+        engine = create_engine(url, pool_size=3, max_overflow=2)
+        broadcast = Broadcast(settings.broadcast_url)
+        try:
+            await broadcast.connect()
+        except Exception as e:  # Redis down: one line, non-zero
+            await engine.dispose()
+            return _fail(f"cannot connect to Redis: {_reason(e)}", 2)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        relay = Relay(
+            SqlUnitOfWorkFactory(engine),
+            broadcast,
+            poll_seconds=settings.relay_poll_seconds,
+            retention=timedelta(days=settings.outbox_retention_days),
+        )
+        log.info("worker_started")
+        try:
+            await relay.run(stop, RelayConnection(engine))
+        finally:
+            await broadcast.disconnect()
+            await engine.dispose()
+        log.info("worker_stopped")
+        return 0
+
+    return asyncio.run(run())
+
+
+def migrate_cmd(args: argparse.Namespace) -> int:
+    from stacklo.data.db import migrate
+
+    settings = Settings()
+    url = _database_url(settings)  # embedded: started and migrated already
+    if settings.database_url is not None:
+        migrate(url)
+    print("migrations applied")
+    return 0
+
+
+def create_admin(args: argparse.Namespace) -> int:
+    from stacklo.data.db import create_engine
+    from stacklo.domain.auth import SignUp
+    from stacklo.domain.errors import DomainError
+    from stacklo.domain.models import RequestMeta, Role
+
+    settings = Settings()
+    url = _database_url(settings)
+
+    async def run() -> int:
+        from stacklo.app import build_services
+
+        engine = create_engine(url, pool_size=1, max_overflow=0)
+        try:
+            services = build_services(settings, engine)
+            try:
+                issued = await services.auth.sign_up(
+                    SignUp(args.email, args.password, args.full_name, None, args.currency),
+                    RequestMeta(user_agent="stacklo-cli"),
+                    roles=[Role.ADMIN],
+                )
+            except DomainError as e:
+                return _fail(f"{e.code.value}: {e.message}")
+            print(f"admin created: {issued.user.email} ({issued.user.id})")
+            return 0
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def ledger_verify(args: argparse.Namespace) -> int:
+    from stacklo.data.db import create_engine
+    from stacklo.data.ledger_check import verify
+
+    url = _database_url(Settings())
+
+    async def run() -> int:
+        engine = create_engine(url, pool_size=1, max_overflow=0)
+        try:
+            report = await verify(engine)
+        finally:
+            await engine.dispose()
+        if report.ok:
+            print(
+                f"ledger verify: OK ({report.transactions} transactions, {report.entries} entries, "
+                f"{report.accounts} accounts)"
+            )
+            return 0
+        for line in report.violations:
+            print(f"VIOLATION {line}")
+        print(f"ledger verify: {len(report.violations)} violation(s)")
+        return 1
+
+    return asyncio.run(run())
+
+
+def schema_cmd(args: argparse.Namespace) -> int:
+    from stacklo.schema.root import schema
+
+    print(schema.as_str())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from stacklo.domain.money import CurrencyCode
+
+    parser = argparse.ArgumentParser(prog="stacklo", description="Stacklo GraphQL server.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("serve", help="run the HTTP/WebSocket server")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(run=serve)
+
+    p = commands.add_parser("worker", help="run the outbox relay (needs REDIS_URL)")
+    p.set_defaults(run=worker)
+
+    p = commands.add_parser("migrate", help="apply database migrations")
+    p.set_defaults(run=migrate_cmd)
+
+    p = commands.add_parser("create-admin", help="create a user with the ADMIN role")
+    p.add_argument("--email", required=True)
+    p.add_argument("--password", required=True)
+    p.add_argument("--full-name", default="Administrator")
+    p.add_argument(
+        "--currency", type=CurrencyCode, default=CurrencyCode.NGN, choices=list(CurrencyCode)
+    )
+    p.set_defaults(run=create_admin)
+
+    p = commands.add_parser("ledger", help="ledger tools")
+    ledger = p.add_subparsers(dest="ledger_command", required=True)
+    v = ledger.add_parser(
+        "verify", help="check every ledger invariant; non-zero exit on a violation"
+    )
+    v.set_defaults(run=ledger_verify)
+
+    p = commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+    p.set_defaults(run=schema_cmd)
+
+    args = parser.parse_args(argv)
+    if getattr(args, "workers", 1) < 1:
+        return _fail("--workers must be at least 1")
+    try:
+        code: int = args.run(args)
+    except KeyboardInterrupt:
+        return 130
+    except SystemExit as e:
+        return int(e.code) if isinstance(e.code, int) else 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

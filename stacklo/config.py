@@ -1,0 +1,149 @@
+"""Settings from the environment (``STACKLO_*``), with embedded defaults when nothing is set.
+
+With no database URL the server runs on an embedded PostgreSQL (the ``pgserver`` wheel) in
+``data_dir``; the JWT secret is then generated once and kept in that folder so tokens
+survive restarts. Production sets ``STACKLO_ENV=production``, which refuses to start without
+an explicit database URL and secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import secrets
+from decimal import Decimal
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from stacklo.domain.money import CurrencyCode
+from stacklo.domain.payments import DEFAULT_UNVERIFIED_DAILY
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STACKLO_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("STACKLO_DATABASE_URL", "DATABASE_URL")
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("STACKLO_REDIS_URL", "REDIS_URL")
+    )
+    storage_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("STACKLO_STORAGE_URL", "STORAGE_URL")
+    )
+    data_dir: Path = Path(".stacklo")
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+
+    jwt_secret: str | None = Field(default=None, min_length=32)
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_issuer: str = "stacklo"
+    jwt_audience: str = "stacklo-api"
+    access_token_ttl_seconds: int = Field(default=900, ge=5, le=86_400)
+    refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=300)
+
+    # Argon2id cost. The defaults are the RFC 9106 "second recommended" profile (64 MiB,
+    # t=3); tests lower them because they hash hundreds of passwords.
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=65_536, ge=8)
+    argon2_parallelism: int = Field(default=4, ge=1)
+
+    # Payments: Paystack when a secret key is set, the built-in sandbox otherwise.
+    paystack_secret_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("STACKLO_PAYSTACK_SECRET_KEY", "PAYSTACK_SECRET_KEY"),
+    )
+    paystack_base_url: str = "https://api.paystack.co"
+    paystack_callback_url: str | None = None
+    # Daily send + withdraw limit per currency while KYC is not VERIFIED (JSON object).
+    unverified_daily_limits: dict[CurrencyCode, Decimal] = Field(
+        default_factory=lambda: dict(DEFAULT_UNVERIFIED_DAILY)
+    )
+
+    # Real time. Fan-out goes through Redis when REDIS_URL is set; in-process otherwise.
+    broadcast_url_override: str | None = Field(
+        default=None, validation_alias=AliasChoices("STACKLO_BROADCAST_URL")
+    )
+    run_worker_in_process: bool | None = Field(
+        default=None, description="Run the relay inside `serve` (default: only when embedded)."
+    )
+    ws_init_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    subscription_buffer: int = Field(default=256, ge=1, le=100_000)
+    subscriptions_per_user: int = Field(default=20, ge=1, le=1000)
+    outbox_retention_days: int = Field(default=7, ge=1)
+    relay_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+
+    trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
+    log_level: str = "INFO"
+    log_json: bool = True
+    max_page_size: int = 100
+    default_page_size: int = 20
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [
+                ipaddress.ip_network(p.strip(), strict=False) for p in value.split(",") if p.strip()
+            ]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _asyncpg_driver(cls, value: str | None) -> str | None:
+        # Accept the plain libpq form operators paste, but always talk asyncpg.
+        if value and value.startswith(("postgresql://", "postgres://")):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        return value
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def worker_in_process(self) -> bool:
+        return self.embedded if self.run_worker_in_process is None else self.run_worker_in_process
+
+    @property
+    def broadcast_url(self) -> str:
+        return self.redis_url or self.broadcast_url_override or "memory://"
+
+    @cached_property
+    def secret(self) -> str:
+        """The JWT signing key: configured, or generated once per embedded data folder."""
+        if self.jwt_secret:
+            return self.jwt_secret
+        if self.env == "production":
+            raise RuntimeError("STACKLO_JWT_SECRET must be set in production")
+        path = self.data_dir / "jwt-secret"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        path.write_text(value)
+        path.chmod(0o600)
+        return value
+
+    @property
+    def sandbox_secret(self) -> str:
+        """Signs sandbox webhooks; derived from the JWT key so every worker agrees on it."""
+        return hmac.new(
+            self.secret.encode(), b"stacklo-sandbox-webhooks", hashlib.sha256
+        ).hexdigest()
+
+    def is_trusted_proxy(self, host: str | None) -> bool:
+        if not host or not self.trusted_proxies:
+            return False
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.trusted_proxies)

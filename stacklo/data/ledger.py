@@ -1,0 +1,442 @@
+"""Ledger storage: locking, transactions with their status history, entries, statements."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    Row,
+    and_,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from stacklo.data.outbox import Outbox
+from stacklo.data.repositories import _wallet
+from stacklo.data.tables import (
+    idempotency_keys,
+    ledger_entries,
+    ledger_transactions,
+    provider_events,
+    transaction_status_changes,
+    wallets,
+)
+from stacklo.domain.ledger import (
+    Entry,
+    StatusChange,
+    Transaction,
+    TransactionKind,
+    TransactionStatus,
+)
+from stacklo.domain.models import AccountKind, Page, Wallet
+from stacklo.domain.money import CurrencyCode
+
+# Hot platform accounts (provider clearing, fees) are split over this many rows so that
+# concurrent deposits do not queue on one row lock. The account's balance is the sum.
+PLATFORM_SHARDS = 8
+
+
+_SAVE_WALLETS = text(
+    """UPDATE wallets SET balance = v.balance, held = v.held, updated_at = now()
+       FROM unnest(CAST(:ids AS uuid[]), CAST(:balances AS numeric[]), CAST(:helds AS numeric[]))
+            AS v(id, balance, held)
+       WHERE wallets.id = v.id"""
+)
+_ADD_ENTRIES = text(
+    """INSERT INTO ledger_entries
+         (transaction_id, wallet_id, currency, amount, balance_after, created_at)
+       SELECT :tx, v.wallet_id, v.currency, v.amount, v.balance_after, :at
+       FROM unnest(CAST(:wallets AS uuid[]), CAST(:currencies AS varchar[]),
+                   CAST(:amounts AS numeric[]), CAST(:balances AS numeric[]))
+            AS v(wallet_id, currency, amount, balance_after)"""
+)
+_ADD_HISTORY = text(
+    """INSERT INTO transaction_status_changes (transaction_id, status, reason, at)
+       SELECT :tx, v.status, v.reason, v.at
+       FROM unnest(CAST(:statuses AS varchar[]), CAST(:reasons AS text[]),
+                   CAST(:ats AS timestamptz[])) AS v(status, reason, at)"""
+)
+
+
+def _tx(row: Row[Any]) -> Transaction:
+    return Transaction(
+        id=row.id,
+        reference=row.reference,
+        kind=TransactionKind(row.kind),
+        status=TransactionStatus(row.status),
+        currency=CurrencyCode(row.currency),
+        amount=row.amount,
+        fee=row.fee,
+        description=row.description,
+        failure_reason=row.failure_reason,
+        initiator_id=row.initiator_id,
+        source_wallet_id=row.source_wallet_id,
+        target_wallet_id=row.target_wallet_id,
+        metadata=dict(row.metadata or {}),
+        created_at=row.created_at,
+        completed_at=row.completed_at,
+        converted_currency=CurrencyCode(row.converted_currency) if row.converted_currency else None,
+        converted_amount=row.converted_amount,
+        exchange_rate=row.exchange_rate,
+    )
+
+
+class LedgerEntryRow:
+    """An entry as a statement shows it."""
+
+    __slots__ = (
+        "amount",
+        "balance_after",
+        "created_at",
+        "currency",
+        "id",
+        "transaction_id",
+        "wallet_id",
+    )
+
+    def __init__(self, row: Row[Any]):
+        self.id: int = row.id
+        self.transaction_id: uuid.UUID = row.transaction_id
+        self.wallet_id: uuid.UUID = row.wallet_id
+        self.currency = CurrencyCode(row.currency)
+        self.amount: Decimal = row.amount
+        self.balance_after: Decimal = row.balance_after
+        self.created_at: datetime = row.created_at
+
+
+class Ledger:
+    """Every change to a transaction's status or a wallet's balance also writes its outbox
+    event here, in the same statement sequence: no use case can forget to announce one."""
+
+    def __init__(self, conn: AsyncConnection):
+        self._conn = conn
+        self._outbox = Outbox(conn)
+
+    # ---------------------------------------------------------------- accounts
+
+    async def lock_wallets(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Wallet]:
+        """SELECT ... FOR UPDATE in id order, so two opposite transfers cannot deadlock."""
+        rows = await self._conn.execute(
+            select(wallets)
+            .where(wallets.c.id.in_(sorted(set(ids))))
+            .order_by(wallets.c.id)
+            .with_for_update()
+        )
+        return {row.id: _wallet(row) for row in rows}
+
+    async def platform_account(
+        self, kind: AccountKind, currency: CurrencyCode, shard: int | None = None
+    ) -> uuid.UUID:
+        """The id of one shard of a platform account, created on first use."""
+        shard = random.randrange(PLATFORM_SHARDS) if shard is None else shard  # noqa: S311 - load spreading
+        found = (
+            await self._conn.execute(
+                select(wallets.c.id).where(
+                    wallets.c.kind == kind.value,
+                    wallets.c.currency == currency.value,
+                    wallets.c.shard == shard,
+                )
+            )
+        ).scalar()
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+        await self._conn.execute(
+            insert(wallets)
+            .values(id=uuid.uuid4(), kind=kind.value, currency=currency.value, shard=shard)
+            .on_conflict_do_nothing()
+        )
+        return await self.platform_account(kind, currency, shard)
+
+    async def save_wallets(self, changed: Sequence[Wallet]) -> None:
+        if not changed:
+            return
+        # One statement for every account the movement touched, and a cacheable one: arrays
+        # bound to unnest() keep the SQL text the same whatever the number of rows.
+        await self._conn.execute(
+            _SAVE_WALLETS,
+            {
+                "ids": [w.id for w in changed],
+                "balances": [w.balance for w in changed],
+                "helds": [w.held for w in changed],
+            },
+        )
+        await self._outbox.wallets_changed(changed)
+
+    # ------------------------------------------------------------ transactions
+
+    async def add(self, tx: Transaction, entries: Sequence[Entry] = ()) -> None:
+        """Insert a new transaction with its status history and entries."""
+        await self._conn.execute(
+            ledger_transactions.insert().values(
+                id=tx.id,
+                reference=tx.reference,
+                kind=tx.kind.value,
+                status=tx.status.value,
+                currency=tx.currency.value,
+                amount=tx.amount,
+                fee=tx.fee,
+                converted_currency=tx.converted_currency.value if tx.converted_currency else None,
+                converted_amount=tx.converted_amount,
+                exchange_rate=tx.exchange_rate,
+                description=tx.description,
+                failure_reason=tx.failure_reason,
+                initiator_id=tx.initiator_id,
+                source_wallet_id=tx.source_wallet_id,
+                target_wallet_id=tx.target_wallet_id,
+                metadata=tx.metadata,
+                created_at=tx.created_at,
+                completed_at=tx.completed_at,
+            )
+        )
+        await self._history(tx.id, tx.history)
+        await self._outbox.transaction_changed(tx)
+        await self.add_entries(tx.id, entries, tx.created_at)
+
+    async def add_entries(self, tx_id: uuid.UUID, entries: Sequence[Entry], at: datetime) -> None:
+        if entries:
+            await self._conn.execute(
+                _ADD_ENTRIES,
+                {
+                    "tx": tx_id,
+                    "at": at,
+                    "wallets": [e.wallet_id for e in entries],
+                    "currencies": [e.currency.value for e in entries],
+                    "amounts": [e.amount for e in entries],
+                    "balances": [e.balance_after for e in entries],
+                },
+            )
+
+    async def _history(self, tx_id: uuid.UUID, changes: Sequence[StatusChange]) -> None:
+        await self._conn.execute(
+            _ADD_HISTORY,
+            {
+                "tx": tx_id,
+                "statuses": [c.status.value for c in changes],
+                "reasons": [c.reason for c in changes],
+                "ats": [c.at for c in changes],
+            },
+        )
+
+    async def update(self, tx: Transaction, change: StatusChange | None) -> None:
+        """Persist a transaction's new status (and the change to its history) and metadata."""
+        await self._conn.execute(
+            update(ledger_transactions)
+            .where(ledger_transactions.c.id == tx.id)
+            .values(
+                status=tx.status.value,
+                failure_reason=tx.failure_reason,
+                completed_at=tx.completed_at,
+                metadata=tx.metadata,
+                updated_at=func.now(),
+            )
+        )
+        if change is not None:
+            await self._history(tx.id, [change])
+            await self._outbox.transaction_changed(tx)
+
+    async def get(self, tx_id: uuid.UUID) -> Transaction | None:
+        row = (
+            await self._conn.execute(
+                select(ledger_transactions).where(ledger_transactions.c.id == tx_id)
+            )
+        ).first()
+        return _tx(row) if row else None
+
+    async def get_many(self, ids: Sequence[uuid.UUID]) -> list[Transaction]:
+        if not ids:
+            return []
+        rows = await self._conn.execute(
+            select(ledger_transactions).where(ledger_transactions.c.id.in_(list(ids)))
+        )
+        return [_tx(r) for r in rows]
+
+    async def by_reference(self, reference: str, *, for_update: bool = False) -> Transaction | None:
+        query = select(ledger_transactions).where(ledger_transactions.c.reference == reference)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._conn.execute(query)).first()
+        return _tx(row) if row else None
+
+    async def history(self, tx_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[StatusChange]]:
+        out: dict[uuid.UUID, list[StatusChange]] = {t: [] for t in tx_ids}
+        if tx_ids:
+            rows = await self._conn.execute(
+                select(transaction_status_changes)
+                .where(transaction_status_changes.c.transaction_id.in_(list(tx_ids)))
+                .order_by(transaction_status_changes.c.id)
+            )
+            for r in rows:
+                out[r.transaction_id].append(
+                    StatusChange(TransactionStatus(r.status), r.at, r.reason)
+                )
+        return out
+
+    async def entries_of(
+        self, tx_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[LedgerEntryRow]]:
+        out: dict[uuid.UUID, list[LedgerEntryRow]] = {t: [] for t in tx_ids}
+        if tx_ids:
+            rows = await self._conn.execute(
+                select(ledger_entries)
+                .where(ledger_entries.c.transaction_id.in_(list(tx_ids)))
+                .order_by(ledger_entries.c.id)
+            )
+            for r in rows:
+                out[r.transaction_id].append(LedgerEntryRow(r))
+        return out
+
+    async def entry(self, entry_id: int) -> LedgerEntryRow | None:
+        row = (
+            await self._conn.execute(select(ledger_entries).where(ledger_entries.c.id == entry_id))
+        ).first()
+        return LedgerEntryRow(row) if row else None
+
+    async def statement(
+        self, wallet_id: uuid.UUID, *, first: int, after: int | None
+    ) -> Page[LedgerEntryRow]:
+        query = (
+            select(ledger_entries)
+            .where(ledger_entries.c.wallet_id == wallet_id)
+            .order_by(ledger_entries.c.id.desc())
+            .limit(first + 1)
+        )
+        if after is not None:
+            query = query.where(ledger_entries.c.id < after)
+        rows = (await self._conn.execute(query)).all()
+        return Page([LedgerEntryRow(r) for r in rows[:first]], len(rows) > first)
+
+    async def for_user(
+        self,
+        user_id: uuid.UUID,
+        *,
+        first: int,
+        after: tuple[datetime, uuid.UUID] | None,
+        kinds: Sequence[TransactionKind] | None = None,
+        statuses: Sequence[TransactionStatus] | None = None,
+        currency: CurrencyCode | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> Page[Transaction]:
+        """Transactions touching any of the user's wallets, newest first (keyset)."""
+        own = select(wallets.c.id).where(wallets.c.user_id == user_id).scalar_subquery()
+        t = ledger_transactions
+        conditions = [or_(t.c.source_wallet_id.in_(own), t.c.target_wallet_id.in_(own))]
+        if after is not None:
+            conditions.append(tuple_(t.c.created_at, t.c.id) < tuple_(*after))
+        if kinds:
+            conditions.append(t.c.kind.in_([k.value for k in kinds]))
+        if statuses:
+            conditions.append(t.c.status.in_([s.value for s in statuses]))
+        if currency is not None:
+            conditions.append(t.c.currency == currency.value)
+        if created_after is not None:
+            conditions.append(t.c.created_at >= created_after)
+        if created_before is not None:
+            conditions.append(t.c.created_at < created_before)
+        rows = (
+            await self._conn.execute(
+                select(t)
+                .where(and_(*conditions))
+                .order_by(t.c.created_at.desc(), t.c.id.desc())
+                .limit(first + 1)
+            )
+        ).all()
+        return Page([_tx(r) for r in rows[:first]], len(rows) > first)
+
+    async def outgoing_since(
+        self, user_id: uuid.UUID, currency: CurrencyCode, since: datetime
+    ) -> Decimal:
+        """What the user sent or withdrew in ``currency`` since ``since`` (failed ones excluded)."""
+        t = ledger_transactions
+        total = (
+            await self._conn.execute(
+                select(func.coalesce(func.sum(t.c.amount), literal_column("0"))).where(
+                    t.c.initiator_id == user_id,
+                    t.c.created_at >= since,
+                    t.c.currency == currency.value,
+                    t.c.kind.in_(
+                        [TransactionKind.TRANSFER.value, TransactionKind.WITHDRAWAL.value]
+                    ),
+                    t.c.status.notin_(
+                        [TransactionStatus.FAILED.value, TransactionStatus.CANCELLED.value]
+                    ),
+                )
+            )
+        ).scalar_one()
+        return Decimal(total)
+
+    # ------------------------------------------------------------ webhooks
+
+    async def record_provider_event(
+        self,
+        provider: str,
+        kind: str,
+        reference: str,
+        provider_id: str,
+        payload: dict[str, Any],
+        outcome: str,
+    ) -> bool:
+        """False when this event was already applied (a replay)."""
+        result = await self._conn.execute(
+            insert(provider_events)
+            .values(
+                provider=provider,
+                kind=kind,
+                reference=reference,
+                provider_id=provider_id,
+                payload=payload,
+                outcome=outcome,
+            )
+            .on_conflict_do_nothing()
+            .returning(provider_events.c.id)
+        )
+        return result.first() is not None
+
+
+class Idempotency:
+    def __init__(self, conn: AsyncConnection):
+        self._conn = conn
+
+    async def claim(
+        self, user_id: uuid.UUID, key: str, operation: str, request_hash: str
+    ) -> tuple[str, str, dict[str, Any]] | None:
+        """Claim ``key`` in this transaction, or return the first use's (operation, hash, response).
+
+        A concurrent claimer of the same key blocks on the primary key until the first
+        transaction ends: then it sees the committed row, or claims the key if that rolled back.
+        """
+        inserted = await self._conn.execute(
+            insert(idempotency_keys)
+            .values(user_id=user_id, key=key, operation=operation, request_hash=request_hash)
+            .on_conflict_do_nothing()
+            .returning(idempotency_keys.c.key)
+        )
+        if inserted.first() is not None:
+            return None
+        row = (
+            await self._conn.execute(
+                select(idempotency_keys).where(
+                    idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key
+                )
+            )
+        ).one()
+        return row.operation, row.request_hash, dict(row.response)
+
+    async def save(self, user_id: uuid.UUID, key: str, response: dict[str, Any]) -> None:
+        await self._conn.execute(
+            update(idempotency_keys)
+            .where(idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key)
+            .values(response=response)
+        )

@@ -1,0 +1,242 @@
+"""The outbox: events written with the change, claimed and positioned by one relay at a time."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from stacklo.data.tables import outbox_events, outbox_state
+from stacklo.domain.events import (
+    TRANSACTION,
+    WALLET,
+    OutboxEvent,
+    transaction_to_dict,
+    wallet_to_dict,
+)
+from stacklo.domain.ledger import Transaction
+from stacklo.domain.models import AccountKind, Wallet
+
+# One relay leads at a time (a session advisory lock held on its listening connection), so
+# live delivery is in position order; the others stand by and take over if it dies.
+RELAY_LOCK = 7_246_002
+
+
+class RelayConnection:
+    """A dedicated connection: leadership (advisory lock) and LISTEN for outbox commits."""
+
+    def __init__(self, engine: AsyncEngine):
+        self._engine = engine
+        self._conn: AsyncConnection | None = None
+
+    async def lead(self, on_notify: Callable[..., None]) -> bool:
+        """Try to become the leader; on success, also listen for commits."""
+        if self._conn is None:
+            self._conn = await self._engine.connect()
+            await self._conn.execution_options(isolation_level="AUTOCOMMIT")
+        got = bool(
+            (
+                await self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": RELAY_LOCK})
+            ).scalar()
+        )
+        if got:
+            raw = await self._conn.get_raw_connection()
+            await raw.driver_connection.add_listener("stacklo_outbox", on_notify)  # type: ignore[union-attr]
+        return got
+
+    async def alive(self) -> bool:
+        if self._conn is None:
+            return False
+        try:
+            await self._conn.execute(text("SELECT 1"))
+        except Exception:  # the server went away: leadership is lost with the session
+            return False
+        return True
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+            self._conn = None
+
+
+_TRANSACTION_CHANGED = text(
+    """INSERT INTO outbox_events (topic, aggregate_id, audience, payload)
+       SELECT :topic, :aggregate,
+              ARRAY(SELECT user_id FROM wallets
+                    WHERE id = ANY(CAST(:wallets AS uuid[])) AND user_id IS NOT NULL),
+              CAST(:payload AS jsonb)"""
+)
+_WALLETS_CHANGED = text(
+    """INSERT INTO outbox_events (topic, aggregate_id, audience, payload)
+       SELECT :topic, v.id, ARRAY[v.user_id], CAST(v.payload AS jsonb)
+       FROM unnest(CAST(:ids AS text[]), CAST(:users AS uuid[]), CAST(:payloads AS text[]))
+            AS v(id, user_id, payload)"""
+)
+_SET_POSITIONS = text(
+    """UPDATE outbox_events SET position = v.position
+       FROM unnest(CAST(:ids AS bigint[]), CAST(:positions AS bigint[])) AS v(id, position)
+       WHERE outbox_events.id = v.id"""
+)
+_MARK_PUBLISHED = text(
+    "UPDATE outbox_events SET published_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))"
+)
+
+
+def _event(row: Any, position: int | None = None) -> OutboxEvent:
+    return OutboxEvent(
+        id=row.id,
+        position=position if position is not None else row.position,
+        topic=row.topic,
+        aggregate_id=row.aggregate_id,
+        audience=tuple(row.audience),
+        payload=dict(row.payload),
+    )
+
+
+class Outbox:
+    def __init__(self, conn: AsyncConnection):
+        self._conn = conn
+
+    # -------------------------------------------------------------- writers
+
+    async def transaction_changed(self, tx: Transaction) -> None:
+        wallets = [w for w in (tx.source_wallet_id, tx.target_wallet_id) if w is not None]
+        await self._conn.execute(
+            _TRANSACTION_CHANGED,
+            {
+                "topic": TRANSACTION,
+                "aggregate": str(tx.id),
+                "wallets": wallets,
+                "payload": json.dumps(transaction_to_dict(tx)),
+            },
+        )
+
+    async def wallets_changed(self, changed: Sequence[Wallet]) -> None:
+        mine = [w for w in changed if w.kind is AccountKind.CUSTOMER and w.user_id is not None]
+        if not mine:
+            return
+        await self._conn.execute(
+            _WALLETS_CHANGED,
+            {
+                "topic": WALLET,
+                "ids": [str(w.id) for w in mine],
+                "users": [w.user_id for w in mine],
+                "payloads": [json.dumps(wallet_to_dict(w)) for w in mine],
+            },
+        )
+
+    # -------------------------------------------------------------- the relay
+
+    async def claim(self, limit: int) -> list[OutboxEvent]:
+        """Give the next unpositioned events positions, in id order (commit-safe per aggregate:
+        a row lock orders two changes of one aggregate). Commit before publishing them, so a
+        subscriber's replay can always see what it may already have received live."""
+        rows = (
+            await self._conn.execute(
+                select(outbox_events)
+                .where(outbox_events.c.position.is_(None))
+                .order_by(outbox_events.c.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        if not rows:
+            return []
+        positions = (
+            (
+                await self._conn.execute(
+                    text("SELECT nextval('outbox_position') FROM generate_series(1, :n)"),
+                    {"n": len(rows)},
+                )
+            )
+            .scalars()
+            .all()
+        )
+        events = [_event(r, int(p)) for r, p in zip(rows, sorted(positions), strict=True)]
+        await self._conn.execute(
+            _SET_POSITIONS,
+            {"ids": [e.id for e in events], "positions": [e.position for e in events]},
+        )
+        return events
+
+    async def positioned_unpublished(self, limit: int) -> list[OutboxEvent]:
+        """Events positioned but not yet confirmed published: a relay died mid-batch."""
+        rows = (
+            await self._conn.execute(
+                select(outbox_events)
+                .where(
+                    outbox_events.c.position.is_not(None), outbox_events.c.published_at.is_(None)
+                )
+                .order_by(outbox_events.c.position)
+                .limit(limit)
+            )
+        ).all()
+        return [_event(r) for r in rows]
+
+    async def mark_published(self, events: Sequence[OutboxEvent]) -> None:
+        if events:
+            await self._conn.execute(_MARK_PUBLISHED, {"ids": [e.id for e in events]})
+
+    async def oldest_unpublished(self) -> datetime | None:
+        oldest: datetime | None = (
+            await self._conn.execute(
+                select(func.min(outbox_events.c.created_at)).where(
+                    outbox_events.c.published_at.is_(None)
+                )
+            )
+        ).scalar()
+        return oldest
+
+    async def prune(self, older_than: datetime) -> int:
+        """Delete published events older than the retention window; remember how far."""
+        result = await self._conn.execute(
+            text(
+                """WITH gone AS (DELETE FROM outbox_events WHERE published_at IS NOT NULL
+                                 AND created_at < :cutoff RETURNING position)
+                   UPDATE outbox_state SET pruned_through = GREATEST(pruned_through,
+                          COALESCE((SELECT max(position) FROM gone), 0))
+                   WHERE id = 1 RETURNING (SELECT count(*) FROM gone)"""
+            ),
+            {"cutoff": older_than},
+        )
+        return int(result.scalar() or 0)
+
+    # -------------------------------------------------------------- subscribers
+
+    async def pruned_through(self) -> int:
+        return int((await self._conn.execute(select(outbox_state.c.pruned_through))).scalar() or 0)
+
+    async def last_position(self) -> int:
+        value = (await self._conn.execute(select(func.max(outbox_events.c.position)))).scalar()
+        return int(value or 0)
+
+    async def replay(
+        self,
+        user_id: uuid.UUID,
+        topic: str,
+        after: int,
+        *,
+        until: int | None = None,
+        limit: int = 1000,
+    ) -> list[OutboxEvent]:
+        """What ``user_id`` may see of ``topic`` after position ``after``, in position order."""
+        query = (
+            select(outbox_events)
+            .where(
+                outbox_events.c.position > after,
+                outbox_events.c.topic == topic,
+                outbox_events.c.audience.contains([user_id]),
+            )
+            .order_by(outbox_events.c.position)
+            .limit(limit)
+        )
+        if until is not None:
+            query = query.where(outbox_events.c.position < until)
+        return [_event(r) for r in (await self._conn.execute(query)).all()]

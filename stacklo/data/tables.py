@@ -1,0 +1,310 @@
+"""Table definitions (SQLAlchemy Core). Alembic migrations are written from these.
+
+Enumerations are ``varchar`` with CHECK constraints rather than PostgreSQL enums, so a new
+value is a constraint swap, not an ``ALTER TYPE`` that cannot run in a transaction.
+Money is ``NUMERIC(38, 18)``: exact, and wide enough for ETH's 18 decimals.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, INET, JSONB, UUID
+
+from stacklo.domain.models import AccountKind, KycStatus, Role, WalletStatus
+from stacklo.domain.money import CurrencyCode
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+MONEY = Numeric(38, 18)
+
+
+def _one_of(column: str, values: list[str]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def _now() -> Column[object]:
+    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+CURRENCY_VALUES = [c.value for c in CurrencyCode]
+TRANSACTION_KINDS = [
+    "DEPOSIT",
+    "WITHDRAWAL",
+    "TRANSFER",
+    "EXCHANGE",
+    "CRYPTO_BUY",
+    "CRYPTO_SELL",
+    "CHECKOUT_PAYMENT",
+    "INSTALLMENT_REPAYMENT",
+    "LATE_FEE",
+    "SETTLEMENT",
+    "REFUND",
+    "ADJUSTMENT",
+]
+TRANSACTION_STATUSES = ["CREATED", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED"]
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("full_name", String(120), nullable=False),
+    Column("phone_number", String(16), unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("roles", ARRAY(String(16)), nullable=False, server_default=text("'{CUSTOMER}'")),
+    Column("kyc_status", String(16), nullable=False, server_default="PENDING"),
+    _now(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(_one_of("kyc_status", [k.value for k in KycStatus]), name="kyc_status"),
+    CheckConstraint(
+        "roles <@ ARRAY[" + ", ".join(f"'{r.value}'" for r in Role) + "]::varchar[]", name="roles"
+    ),
+    CheckConstraint("email = lower(email)", name="email_lower"),
+    Index("ix_users_created_at_id", text("created_at DESC"), text("id DESC")),
+)
+
+auth_sessions = Table(
+    "auth_sessions",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column(
+        "user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    ),
+    _now(),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("revoked_reason", String(64)),
+    Index("ix_auth_sessions_live_user", "user_id", postgresql_where=text("revoked_at IS NULL")),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column(
+        "session_id",
+        UUID(as_uuid=True),
+        ForeignKey("auth_sessions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # SHA-256 of the opaque token: a leaked table cannot be replayed.
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),
+    Index("ix_refresh_tokens_session_id", "session_id"),
+)
+
+# Every ledger account: customer wallets and the platform's own (fees, provider clearing,
+# FX liquidity, BNPL receivables, merchant payables). Platform accounts are sharded
+# (``shard``) so that hot ones do not serialise all traffic on one row lock.
+wallets = Table(
+    "wallets",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="RESTRICT")),
+    Column("kind", String(24), nullable=False, server_default="CUSTOMER"),
+    Column("currency", String(8), nullable=False),
+    Column("shard", SmallInteger, nullable=False, server_default="0"),
+    Column("balance", MONEY, nullable=False, server_default="0"),
+    Column("held", MONEY, nullable=False, server_default="0"),
+    Column("status", String(8), nullable=False, server_default="ACTIVE"),
+    _now(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(_one_of("kind", [k.value for k in AccountKind]), name="kind"),
+    CheckConstraint(_one_of("currency", CURRENCY_VALUES), name="currency"),
+    CheckConstraint(_one_of("status", [s.value for s in WalletStatus]), name="status"),
+    CheckConstraint("(kind = 'CUSTOMER') = (user_id IS NOT NULL)", name="owner"),
+    # Customer money never goes below zero and never more is held than is there.
+    CheckConstraint(
+        "kind <> 'CUSTOMER' OR (balance >= 0 AND held >= 0 AND held <= balance)",
+        name="customer_non_negative",
+    ),
+    Index(
+        "uq_wallets_user_currency",
+        "user_id",
+        "currency",
+        unique=True,
+        postgresql_where=text("kind = 'CUSTOMER'"),
+    ),
+    Index(
+        "uq_wallets_platform_account",
+        "kind",
+        "currency",
+        "shard",
+        unique=True,
+        postgresql_where=text("kind <> 'CUSTOMER'"),
+    ),
+)
+
+ledger_transactions = Table(
+    "ledger_transactions",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("reference", String(24), nullable=False, unique=True),
+    Column("kind", String(24), nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("amount", MONEY, nullable=False),
+    Column("fee", MONEY, nullable=False, server_default="0"),
+    Column("converted_currency", String(8)),
+    Column("converted_amount", MONEY),
+    Column("exchange_rate", MONEY),
+    Column("description", Text),
+    Column("failure_reason", Text),
+    Column("initiator_id", UUID(as_uuid=True), ForeignKey("users.id")),
+    Column("source_wallet_id", UUID(as_uuid=True), ForeignKey("wallets.id")),
+    Column("target_wallet_id", UUID(as_uuid=True), ForeignKey("wallets.id")),
+    Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    _now(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("completed_at", DateTime(timezone=True)),
+    CheckConstraint(_one_of("kind", TRANSACTION_KINDS), name="kind"),
+    CheckConstraint(_one_of("status", TRANSACTION_STATUSES), name="status"),
+    CheckConstraint("amount > 0 AND fee >= 0", name="amounts"),
+    Index("ix_ledger_transactions_source_wallet_id", "source_wallet_id"),
+    Index("ix_ledger_transactions_target_wallet_id", "target_wallet_id"),
+)
+
+transaction_status_changes = Table(
+    "transaction_status_changes",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column(
+        "transaction_id",
+        UUID(as_uuid=True),
+        ForeignKey("ledger_transactions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("status", String(12), nullable=False),
+    Column("reason", Text),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_transaction_status_changes_transaction_id", "transaction_id", "id"),
+)
+
+# One row per leg. ``amount`` is signed from the account's side (+ credit, - debit); a
+# transaction's entries sum to zero per currency. ``balance_after`` is the account's balance
+# once this entry is applied: a statement's running balance without a window function.
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column(
+        "transaction_id", UUID(as_uuid=True), ForeignKey("ledger_transactions.id"), nullable=False
+    ),
+    Column("wallet_id", UUID(as_uuid=True), ForeignKey("wallets.id"), nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("amount", MONEY, nullable=False),
+    Column("balance_after", MONEY, nullable=False),
+    _now(),
+    CheckConstraint("amount <> 0", name="non_zero"),
+    Index("ix_ledger_entries_wallet_id_id", "wallet_id", text("id DESC")),
+    Index("ix_ledger_entries_transaction_id", "transaction_id"),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("actor_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")),
+    Column("action", String(64), nullable=False),
+    Column("target_type", String(32)),
+    Column("target_id", String(64)),
+    Column("ip_address", INET),
+    Column("request_id", String(64)),
+    Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    _now(),
+    Index("ix_audit_events_action_id", "action", text("id DESC")),
+    Index("ix_audit_events_actor_id_id", "actor_id", text("id DESC")),
+)
+
+Index(
+    "ix_ledger_transactions_initiator_created",
+    ledger_transactions.c.initiator_id,
+    ledger_transactions.c.created_at,
+)
+
+# Money-moving mutations: the key, a hash of the input and the result, written in the same
+# database transaction as the movement. The primary key makes a concurrent duplicate wait for
+# the first to commit (or roll back) before it can decide.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column(
+        "user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("key", String(128), primary_key=True),
+    Column("operation", String(64), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("response", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    _now(),
+)
+
+# Provider webhooks already applied, so a replay changes nothing.
+provider_events = Table(
+    "provider_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("provider", String(32), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("reference", String(64), nullable=False),
+    Column("provider_id", String(64)),
+    Column("payload", JSONB, nullable=False),
+    Column("outcome", String(32), nullable=False),
+    _now(),
+    Index(
+        "uq_provider_events_provider_kind_reference", "provider", "kind", "reference", unique=True
+    ),
+)
+
+# The transactional outbox. A row is written in the same database transaction as the change
+# it announces. ``position`` is assigned by the relay when it publishes, in publish order, by
+# one relay at a time: it is the subscribers' cursor, so an event that committed late (with a
+# lower id) still gets a higher position than everything published before it.
+outbox_events = Table(
+    "outbox_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("topic", String(32), nullable=False),
+    Column("aggregate_id", String(64), nullable=False),
+    # Users who may see the event; staff see transaction events on the platform channel.
+    Column("audience", ARRAY(UUID(as_uuid=True)), nullable=False, server_default=text("'{}'")),
+    Column("payload", JSONB, nullable=False),
+    _now(),
+    Column("position", BigInteger, unique=True),
+    Column("published_at", DateTime(timezone=True)),
+    Index("ix_outbox_events_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+    Index("ix_outbox_events_audience", "audience", postgresql_using="gin"),
+)
+
+outbox_state = Table(
+    "outbox_state",
+    metadata,
+    Column("id", SmallInteger, primary_key=True),
+    # Events up to this position were pruned: an older cursor can no longer be replayed.
+    Column("pruned_through", BigInteger, nullable=False, server_default="0"),
+    CheckConstraint("id = 1", name="singleton"),
+)

@@ -1,0 +1,284 @@
+"""What the domain needs from the outside world; ``data`` and ``auth`` implement these."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from stacklo.domain.events import OutboxEvent
+from stacklo.domain.ledger import (
+    Entry,
+    StatusChange,
+    Transaction,
+    TransactionKind,
+    TransactionStatus,
+)
+from stacklo.domain.models import (
+    AccountKind,
+    AuditEvent,
+    KycStatus,
+    Page,
+    RefreshToken,
+    Role,
+    Session,
+    User,
+    Wallet,
+    WalletStatus,
+)
+from stacklo.domain.money import CurrencyCode, Money
+
+
+class Clock(Protocol):
+    def __call__(self) -> datetime: ...
+
+
+class PasswordHasher(Protocol):
+    async def hash(self, password: str) -> str: ...
+    async def verify(self, password_hash: str, password: str) -> bool: ...
+    def needs_rehash(self, password_hash: str) -> bool: ...
+
+
+class TokenIssuer(Protocol):
+    def issue_access(
+        self, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
+    ) -> tuple[str, datetime]: ...
+    def new_refresh(self) -> tuple[str, str]:
+        """A fresh opaque refresh token and the hash to store for it."""
+        ...
+
+    def hash_refresh(self, token: str) -> str: ...
+
+
+class UserRepository(Protocol):
+    async def add(self, user: User) -> None:
+        """Raises Conflict("email") or Conflict("phone_number")."""
+        ...
+
+    async def get(self, user_id: uuid.UUID) -> User | None: ...
+    async def get_many(self, ids: Sequence[uuid.UUID]) -> list[User]: ...
+    async def get_by_email(self, email: str) -> User | None: ...
+    async def get_by_phone(self, phone_number: str) -> User | None: ...
+    async def set_password_hash(self, user_id: uuid.UUID, password_hash: str) -> None: ...
+    async def set_roles(self, user_id: uuid.UUID, roles: Sequence[Role]) -> None: ...
+    async def page(
+        self,
+        *,
+        first: int,
+        after: tuple[datetime, uuid.UUID] | None,
+        search: str | None,
+        kyc_status: KycStatus | None,
+    ) -> Page[User]: ...
+
+
+class SessionRepository(Protocol):
+    async def add(self, session: Session, token: RefreshToken) -> None: ...
+    async def add_token(self, token: RefreshToken) -> None: ...
+    async def token_for_update(self, token_hash: str) -> tuple[RefreshToken, Session] | None: ...
+    async def mark_used(self, token_id: uuid.UUID, at: datetime) -> None: ...
+    async def revoke(self, session_id: uuid.UUID, at: datetime, reason: str) -> bool: ...
+    async def revoke_others(
+        self, user_id: uuid.UUID, keep: uuid.UUID | None, at: datetime, reason: str
+    ) -> int: ...
+    async def active_viewer(
+        self, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
+    ) -> User | None:
+        """The user, if that session is still live: one query per authenticated request."""
+        ...
+
+
+class WalletRepository(Protocol):
+    async def add(self, wallet: Wallet) -> None:
+        """Raises Conflict("wallet") when the user already has one in that currency."""
+        ...
+
+    async def get(self, wallet_id: uuid.UUID) -> Wallet | None: ...
+    async def get_many(self, ids: Sequence[uuid.UUID]) -> list[Wallet]: ...
+    async def set_status(self, wallet_id: uuid.UUID, status: WalletStatus) -> None: ...
+    async def for_users(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Wallet]]: ...
+    async def for_user_currency(
+        self, user_id: uuid.UUID, currency: CurrencyCode
+    ) -> Wallet | None: ...
+
+
+class AuditLog(Protocol):
+    async def record(self, event: AuditEvent) -> None: ...
+    async def get(self, event_id: int) -> AuditEvent | None: ...
+    async def page(
+        self, *, first: int, after: int | None, action: str | None, actor_id: uuid.UUID | None
+    ) -> Page[AuditEvent]: ...
+
+
+class StatementEntry(Protocol):
+    id: int
+    transaction_id: uuid.UUID
+    wallet_id: uuid.UUID
+    currency: CurrencyCode
+    amount: Decimal
+    balance_after: Decimal
+    created_at: datetime
+
+
+class LedgerRepository(Protocol):
+    async def lock_wallets(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Wallet]: ...
+    async def platform_account(
+        self, kind: AccountKind, currency: CurrencyCode, shard: int | None = None
+    ) -> uuid.UUID: ...
+    async def save_wallets(self, changed: Sequence[Wallet]) -> None: ...
+    async def add(self, tx: Transaction, entries: Sequence[Entry] = ()) -> None: ...
+    async def add_entries(
+        self, tx_id: uuid.UUID, entries: Sequence[Entry], at: datetime
+    ) -> None: ...
+    async def update(self, tx: Transaction, change: StatusChange | None) -> None: ...
+    async def get(self, tx_id: uuid.UUID) -> Transaction | None: ...
+    async def get_many(self, ids: Sequence[uuid.UUID]) -> list[Transaction]: ...
+    async def by_reference(
+        self, reference: str, *, for_update: bool = False
+    ) -> Transaction | None: ...
+    async def history(self, tx_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[StatusChange]]: ...
+    async def entries_of(
+        self, tx_ids: Sequence[uuid.UUID]
+    ) -> Mapping[uuid.UUID, Sequence[StatementEntry]]: ...
+    async def entry(self, entry_id: int) -> StatementEntry | None: ...
+    async def statement(
+        self, wallet_id: uuid.UUID, *, first: int, after: int | None
+    ) -> Page[Any]: ...
+    async def for_user(
+        self,
+        user_id: uuid.UUID,
+        *,
+        first: int,
+        after: tuple[datetime, uuid.UUID] | None,
+        kinds: Sequence[TransactionKind] | None = None,
+        statuses: Sequence[TransactionStatus] | None = None,
+        currency: CurrencyCode | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> Page[Transaction]: ...
+    async def outgoing_since(
+        self, user_id: uuid.UUID, currency: CurrencyCode, since: datetime
+    ) -> Decimal: ...
+    async def record_provider_event(
+        self,
+        provider: str,
+        kind: str,
+        reference: str,
+        provider_id: str,
+        payload: dict[str, Any],
+        outcome: str,
+    ) -> bool: ...
+
+
+class IdempotencyStore(Protocol):
+    async def claim(
+        self, user_id: uuid.UUID, key: str, operation: str, request_hash: str
+    ) -> tuple[str, str, dict[str, Any]] | None: ...
+    async def save(self, user_id: uuid.UUID, key: str, response: dict[str, Any]) -> None: ...
+
+
+class OutboxStore(Protocol):
+    async def claim(self, limit: int) -> list[OutboxEvent]: ...
+    async def positioned_unpublished(self, limit: int) -> list[OutboxEvent]: ...
+    async def mark_published(self, events: Sequence[OutboxEvent]) -> None: ...
+    async def oldest_unpublished(self) -> datetime | None: ...
+    async def prune(self, older_than: datetime) -> int: ...
+    async def pruned_through(self) -> int: ...
+    async def last_position(self) -> int: ...
+    async def replay(
+        self,
+        user_id: uuid.UUID,
+        topic: str,
+        after: int,
+        *,
+        until: int | None = None,
+        limit: int = 1000,
+    ) -> list[OutboxEvent]: ...
+
+
+class UnitOfWork(Protocol):
+    """One database transaction. Nothing is kept unless ``commit`` is called."""
+
+    # Read-only members, so an implementation may declare its concrete repository types.
+    @property
+    def users(self) -> UserRepository: ...
+    @property
+    def sessions(self) -> SessionRepository: ...
+    @property
+    def wallets(self) -> WalletRepository: ...
+    @property
+    def audit(self) -> AuditLog: ...
+    @property
+    def ledger(self) -> LedgerRepository: ...
+    @property
+    def idempotency(self) -> IdempotencyStore: ...
+    @property
+    def outbox(self) -> OutboxStore: ...
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+    async def commit(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self, read_only: bool = False) -> UnitOfWork:
+        """``read_only``: no transaction (each statement sees the latest commit); no commit."""
+        ...
+
+
+# ------------------------------------------------------------------ payment provider
+
+
+class ProviderUnavailable(Exception):
+    """The provider could not be reached, answered 5xx, timed out, or its circuit is open."""
+
+
+class ProviderRejected(Exception):
+    """The provider answered and said no (4xx): bad account number, unsupported currency..."""
+
+
+@dataclass(frozen=True, slots=True)
+class BankAccount:
+    bank_code: str
+    account_number: str
+    account_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderEvent:
+    """A verified webhook, in provider-neutral terms.
+
+    ``kind`` is one of ``charge.success``, ``charge.failed``, ``transfer.success``,
+    ``transfer.failed``, ``transfer.reversed`` (others are ignored). ``amount_minor`` is in the
+    currency's minor unit, as providers send it (kobo, cents).
+    """
+
+    kind: str
+    reference: str
+    amount_minor: int
+    currency: str
+    provider_id: str
+    raw: dict[str, Any]
+
+
+class PaymentProvider(Protocol):
+    name: str
+
+    async def initialize_deposit(self, reference: str, amount: Money, email: str) -> str:
+        """Register a payment and return the URL where the payer completes it."""
+        ...
+
+    async def payout(self, reference: str, amount: Money, account: BankAccount, reason: str) -> str:
+        """Start a transfer to a bank account; return the provider's transfer code.
+
+        The outcome arrives later as a webhook (transfer.success / failed / reversed).
+        """
+        ...

@@ -1,0 +1,77 @@
+"""Input rules for people-facing fields: sizes, control characters, formats."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from email_validator import EmailNotValidError, validate_email
+
+from stacklo.domain.errors import DomainError, ErrorCode
+
+MAX_EMAIL = 254
+MAX_NAME = 120
+MIN_PASSWORD = 10
+MAX_PASSWORD = 256  # argon2 accepts more, but an unbounded input is a cheap DoS
+MAX_REASON = 500
+_PHONE = re.compile(r"^\+[1-9]\d{7,14}$")
+
+
+def _has_control(value: str) -> bool:
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in value)
+
+
+def clean_text(value: str, field: tuple[str, ...], *, max_len: int, required: bool = True) -> str:
+    """Trim and reject empty, oversized or control-character text."""
+    text = value.strip()
+    if required and not text:
+        raise DomainError(ErrorCode.INVALID_INPUT, f"{field[-1]} is required", field)
+    if len(text) > max_len:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT, f"{field[-1]} is longer than {max_len} characters", field
+        )
+    if _has_control(text):
+        raise DomainError(
+            ErrorCode.INVALID_INPUT, f"{field[-1]} contains control characters", field
+        )
+    return unicodedata.normalize("NFC", text)
+
+
+def normalize_email(value: str, field: tuple[str, ...] = ("input", "email")) -> str:
+    """Syntax-check (no DNS: that would reach the network) and lowercase the address."""
+    if len(value) > MAX_EMAIL or _has_control(value):
+        raise DomainError(ErrorCode.INVALID_INPUT, "email is not a valid address", field)
+    try:
+        info = validate_email(value.strip(), check_deliverability=False)
+    except EmailNotValidError:
+        raise DomainError(ErrorCode.INVALID_INPUT, "email is not a valid address", field) from None
+    return info.normalized.lower()
+
+
+def normalize_phone(value: str, field: tuple[str, ...] = ("input", "phoneNumber")) -> str:
+    """E.164 only (+ and 8-15 digits); spaces, dots and dashes are tolerated and removed."""
+    compact = re.sub(r"[\s.\-()]", "", value)
+    if len(value) > 32 or not _PHONE.match(compact):
+        raise DomainError(
+            ErrorCode.INVALID_INPUT,
+            "phone number must be in international format, e.g. +2348012345678",
+            field,
+        )
+    return compact
+
+
+def check_password(password: str, email: str, field: tuple[str, ...]) -> None:
+    """At least 10 characters, not only digits, not the email (or its local part)."""
+    if len(password) > MAX_PASSWORD:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT, f"password is longer than {MAX_PASSWORD} characters", field
+        )
+    if len(password) < MIN_PASSWORD:
+        raise DomainError(
+            ErrorCode.WEAK_PASSWORD, f"password must have at least {MIN_PASSWORD} characters", field
+        )
+    if password.isdigit():
+        raise DomainError(ErrorCode.WEAK_PASSWORD, "password must not be only digits", field)
+    lowered = password.strip().lower()
+    if lowered in (email.lower(), email.split("@", 1)[0].lower()):
+        raise DomainError(ErrorCode.WEAK_PASSWORD, "password must not be your email", field)

@@ -1,0 +1,516 @@
+"""Paystack: deposits (hosted checkout), payouts (bank transfers), verification and webhooks.
+
+Failure policy, which callers rely on:
+
+* ``ProviderRejected(message)``: Paystack answered and said no (4xx, or ``"status": false``).
+  Nothing happened on Paystack's side; the caller may fail the operation. It does not count
+  against the circuit breaker, because a provider that answers is a provider that is up.
+* ``ProviderUnavailable``: a connection error, a timeout, a 5xx or 429, an unusable answer, or
+  the circuit is open. For a POST this means the outcome is *unknown* (unless the request was
+  never sent): the caller must leave the operation pending and settle it from the webhook or
+  from ``verify_deposit`` / reconciliation, never assume it failed.
+
+Retries (tenacity) happen only where resending cannot do harm: GETs, and requests that provably
+never left this process (connect error, connect timeout, no free pooled connection). The
+circuit breaker (purgatory) wraps each logical call, retries included, so one failed call is
+one failure, and while it is open calls fail at once without touching the network.
+
+Money goes out in minor units as an ``int`` computed exactly from the ``Decimal`` amount; an
+amount with more decimals than its currency is a programming error (``ValueError``), never
+rounded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeGuard
+from urllib.parse import quote
+
+import httpx
+import structlog
+from purgatory import AsyncCircuitBreakerFactory, ContextChanged, Event
+from purgatory.domain.model import OpenedState
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from stacklo.domain.money import Money, to_minor_units
+from stacklo.domain.ports import (
+    BankAccount,
+    ProviderEvent,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+
+if TYPE_CHECKING:
+    from stacklo.domain.ports import PaymentProvider
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "SIGNATURE_HEADER",
+    "DepositVerification",
+    "PaystackProvider",
+    "parse_event",
+    "sign",
+    "to_minor_units",
+    "verify_signature",
+]
+
+DEFAULT_BASE_URL: Final = "https://api.paystack.co"
+#: The header Paystack puts the webhook signature in.
+SIGNATURE_HEADER: Final = "x-paystack-signature"
+
+log = structlog.get_logger("stacklo.integrations.paystack")
+
+Method = Literal["GET", "POST"]
+
+# The webhook events the platform acts on; Paystack sends many more (subscriptions, disputes...).
+_EVENT_KINDS: Final = frozenset(
+    {"charge.success", "charge.failed", "transfer.success", "transfer.failed", "transfer.reversed"}
+)
+
+
+# ------------------------------------------------------------------------------ money
+
+
+def _positive_minor(amount: Money) -> int:
+    minor = to_minor_units(amount)
+    if minor <= 0:
+        raise ValueError(f"amount must be positive, got {amount.amount}")
+    return minor
+
+
+# ------------------------------------------------------------------------------ results
+
+
+@dataclass(frozen=True, slots=True)
+class DepositVerification:
+    """What Paystack says about a deposit, for reconciliation against the ledger.
+
+    ``status`` is Paystack's word (``success``, ``failed``, ``abandoned``, ``ongoing``,
+    ``pending``, ``reversed``...); only ``success`` means the money arrived, and then only for
+    ``amount_minor`` in ``currency``, which the caller must compare with what it expected.
+    """
+
+    reference: str
+    status: str
+    amount_minor: int
+    currency: str
+    provider_id: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "success"
+
+
+class _CallFailed(ProviderUnavailable):
+    """A failed attempt, remembering whether the request may have reached Paystack.
+
+    That decides whether a POST may be sent again: only if it certainly was not sent.
+    """
+
+    def __init__(self, message: str, *, may_have_reached_server: bool) -> None:
+        super().__init__(message)
+        self.may_have_reached_server = may_have_reached_server
+
+
+# ------------------------------------------------------------------------------ adapter
+
+
+class PaystackProvider:
+    """``PaymentProvider`` over Paystack's HTTP API, with timeouts, safe retries and a breaker.
+
+    One instance per process, shared by all requests: it owns the HTTP connection pool and the
+    breaker state (in memory, so each process trips its own breaker). Close it with
+    ``aclose()`` or use it as an async context manager.
+    """
+
+    name = "paystack"
+
+    def __init__(
+        self,
+        secret_key: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        callback_url: str | None = None,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 10.0,
+        max_attempts: int = 3,
+        retry_wait: float = 0.2,
+        retry_max_wait: float = 2.0,
+        failure_threshold: int = 5,
+        open_seconds: float = 30.0,
+    ) -> None:
+        """
+        Args:
+            secret_key: Paystack secret key (``sk_live_...`` / ``sk_test_...``); also the
+                webhook signing key. Sent only in the Authorization header, never logged.
+            base_url: API root; tests point it at a local fake.
+            callback_url: where Paystack's checkout sends the payer back; Paystack uses the
+                dashboard setting when omitted.
+            connect_timeout / read_timeout: seconds; the write timeout equals the read one and
+                waiting for a pooled connection uses the connect one.
+            max_attempts: attempts per call where retrying is safe (1 disables retries).
+            retry_wait / retry_max_wait: exponential backoff (``retry_wait * 2**n`` plus up to
+                ``retry_wait`` of jitter, capped at ``retry_max_wait``); 0 in tests.
+            failure_threshold: consecutive failed calls that open the circuit.
+            open_seconds: how long the circuit stays open; then calls go through again
+                (half-open) and the first outcome closes or reopens it.
+        """
+        if not secret_key:
+            raise ValueError("a Paystack secret key is required")
+        if connect_timeout <= 0 or read_timeout <= 0:
+            raise ValueError("timeouts must be positive")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if retry_wait < 0 or retry_max_wait < 0:
+            raise ValueError("retry waits cannot be negative")
+        if failure_threshold < 1:
+            raise ValueError("failure_threshold must be at least 1")
+        # purgatory reads a ttl of 0 as "use the default" (30 s), so 0 is refused rather than
+        # silently meaning something else.
+        if open_seconds <= 0:
+            raise ValueError("open_seconds must be positive")
+
+        self._callback_url = callback_url
+        self._max_attempts = max_attempts
+        self._retry_wait = retry_wait
+        self._retry_max_wait = retry_max_wait
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            timeout=httpx.Timeout(
+                connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
+            ),
+            headers={"Authorization": f"Bearer {secret_key}", "Accept": "application/json"},
+            follow_redirects=False,
+        )
+        self._circuit = f"paystack:{base_url}"
+        # ProviderRejected is "excluded": purgatory then counts it as a success, which is right
+        # (the provider is up) and also resets the run of consecutive failures.
+        self._breakers = AsyncCircuitBreakerFactory(
+            default_threshold=failure_threshold,
+            default_ttl=open_seconds,
+            exclude=[ProviderRejected],
+        )
+        self._breakers.add_listener(self._on_breaker_event)
+        self._circuit_state = "closed"
+
+    def __repr__(self) -> str:  # keeps the secret key out of logs and tracebacks
+        return f"<PaystackProvider {self._client.base_url} circuit={self._circuit_state}>"
+
+    @property
+    def circuit_state(self) -> str:
+        """``closed``, ``opened`` or ``half-opened``, as last recorded (for health checks).
+
+        The breaker leaves ``opened`` lazily: on the first call after ``open_seconds``.
+        """
+        return self._circuit_state
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> PaystackProvider:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -------------------------------------------------------------------- operations
+
+    async def initialize_deposit(self, reference: str, amount: Money, email: str) -> str:
+        """Register a payment under our ``reference``; return the hosted checkout URL.
+
+        A ``ProviderUnavailable`` here may hide a registered transaction; that is harmless (an
+        unpaid Paystack transaction is abandoned), but the same reference cannot be registered
+        twice, so a retry by the caller needs a new reference.
+        """
+        body: dict[str, Any] = {
+            "email": email,
+            "amount": _positive_minor(amount),
+            "currency": amount.currency.value,
+            "reference": reference,
+        }
+        if self._callback_url:
+            body["callback_url"] = self._callback_url
+        data = await self._call("POST", "/transaction/initialize", body)
+        return _str_field(data, "authorization_url")
+
+    async def payout(self, reference: str, amount: Money, account: BankAccount, reason: str) -> str:
+        """Send ``amount`` to a Nigerian bank account (NUBAN); return Paystack's transfer code.
+
+        Two calls: create (or fetch) the transfer recipient, then the transfer, keyed by our
+        ``reference``. If the first fails no money moved; if the second fails with
+        ``ProviderUnavailable`` the transfer may exist, and the transfer webhook or
+        reconciliation by ``reference`` settles it.
+        """
+        minor = _positive_minor(amount)
+        currency = amount.currency.value
+        recipient = await self._call(
+            "POST",
+            "/transferrecipient",
+            {
+                "type": "nuban",
+                "name": account.account_name,
+                "account_number": account.account_number,
+                "bank_code": account.bank_code,
+                "currency": currency,
+            },
+        )
+        recipient_code = _str_field(recipient, "recipient_code")
+        transfer = await self._call(
+            "POST",
+            "/transfer",
+            {
+                "source": "balance",
+                "amount": minor,
+                "recipient": recipient_code,
+                "reference": reference,
+                "reason": reason,
+                "currency": currency,
+            },
+        )
+        if transfer.get("status") == "otp":
+            # The account has transfer OTP switched on: nothing moves until someone finalises
+            # it by hand, so no webhook will come. Payouts from an API need OTP disabled.
+            log.warning("paystack.transfer_needs_otp", reference=reference)
+        return _str_field(transfer, "transfer_code")
+
+    async def verify_deposit(self, reference: str) -> DepositVerification:
+        """Ask Paystack what became of a deposit (a GET, so it is retried when that is safe)."""
+        if not reference:
+            raise ValueError("reference is required")
+        data = await self._call("GET", f"/transaction/verify/{quote(reference, safe='')}")
+        return DepositVerification(
+            reference=_str_field(data, "reference"),
+            status=_str_field(data, "status"),
+            amount_minor=_int_field(data, "amount"),
+            currency=_str_field(data, "currency"),
+            provider_id=str(data.get("id", "")),
+        )
+
+    # -------------------------------------------------------------------- plumbing
+
+    async def _call(
+        self, method: Method, path: str, body: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """One logical call through the breaker (retries inside it); Paystack's ``data``."""
+        try:
+            breaker = await self._breakers.get_breaker(self._circuit)
+            async with breaker:
+                return await self._with_retries(method, path, body)
+        except OpenedState as exc:
+            # purgatory raises the same OpenedState instance on every refused call, and each
+            # raise appends frames to its traceback: drop them so an outage leaks no memory.
+            exc.with_traceback(None)
+            raise ProviderUnavailable("paystack: circuit open, call not attempted") from None
+
+    async def _with_retries(
+        self, method: Method, path: str, body: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        # Only GETs, and requests that never left this process, are sent again. Paystack does
+        # refuse a second transfer or transaction with the same reference, but it refuses it
+        # with a 4xx ("duplicate reference") rather than the first result, so blindly resending
+        # a POST whose answer was lost would turn a success into a ProviderRejected, and the
+        # caller would fail (and refund) a payout that actually went out. Reconciliation by
+        # reference settles those instead.
+        idempotent = method == "GET"
+
+        def retryable(exc: BaseException) -> bool:
+            return isinstance(exc, _CallFailed) and (idempotent or not exc.may_have_reached_server)
+
+        def before_sleep(state: RetryCallState) -> None:
+            failure = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "paystack.retry",
+                method=method,
+                path=path,
+                attempt=state.attempt_number,
+                error=str(failure),
+            )
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._max_attempts),
+            wait=wait_exponential_jitter(
+                multiplier=self._retry_wait, max=self._retry_max_wait, jitter=self._retry_wait
+            ),
+            retry=retry_if_exception(retryable),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._send(method, path, body)
+        raise AssertionError("tenacity ends by returning or re-raising")  # pragma: no cover
+
+    async def _send(self, method: Method, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        """One HTTP attempt, with the outcome mapped onto the failure policy."""
+        what = f"{method} {path}"
+        try:
+            response = await self._client.request(method, path, json=body)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # No connection was made (or none was free), so no byte of the request was sent.
+            raise _CallFailed(
+                f"paystack: cannot connect ({type(exc).__name__}) for {what}",
+                may_have_reached_server=False,
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise _CallFailed(
+                f"paystack: timed out ({type(exc).__name__}) on {what}",
+                may_have_reached_server=True,
+            ) from exc
+        except httpx.RequestError as exc:
+            raise _CallFailed(
+                f"paystack: {type(exc).__name__} on {what}", may_have_reached_server=True
+            ) from exc
+
+        status = response.status_code
+        payload = _json_object(response.content)
+        if status == 429 or status >= 500:
+            # 429 is a 4xx but means "not now", not "no": treated as unavailability.
+            raise _CallFailed(f"paystack: HTTP {status} on {what}", may_have_reached_server=True)
+        if 400 <= status < 500:
+            raise ProviderRejected(_message(payload, f"HTTP {status}"))
+        if not 200 <= status < 300 or payload is None:
+            raise _CallFailed(
+                f"paystack: unusable answer (HTTP {status}) on {what}",
+                may_have_reached_server=True,
+            )
+        if payload.get("status") is not True:
+            raise ProviderRejected(_message(payload, "request declined"))
+        data = payload.get("data")
+        if not isinstance(data, dict):
+            raise _CallFailed(
+                f"paystack: answer without data on {what}", may_have_reached_server=True
+            )
+        return data
+
+    def _on_breaker_event(self, circuit: str, kind: str, event: Event) -> None:
+        if isinstance(event, ContextChanged):
+            self._circuit_state = event.state
+            log.warning("paystack.circuit", state=event.state)
+
+
+# ------------------------------------------------------------------------------ webhooks
+
+
+def sign(secret_key: str, raw_body: bytes) -> str:
+    """Paystack's webhook signature: hex HMAC-SHA512 of the exact raw body, keyed by the secret."""
+    return hmac.new(secret_key.encode(), raw_body, hashlib.sha512).hexdigest()
+
+
+def verify_signature(secret_key: str, raw_body: bytes, signature: str | None) -> bool:
+    """Whether ``signature`` (the ``x-paystack-signature`` header) signs ``raw_body``.
+
+    Must be given the bytes as received: re-serialised JSON would not match. Compared in
+    constant time so the check leaks nothing about the expected value. An empty key never
+    verifies, so a missing configuration cannot make forged webhooks acceptable.
+    """
+    if not secret_key or not signature:
+        return False
+    expected = sign(secret_key, raw_body).encode("ascii")
+    return hmac.compare_digest(expected, signature.encode("utf-8", "replace"))
+
+
+def parse_event(raw_body: bytes) -> ProviderEvent | None:
+    """A verified webhook body as a ``ProviderEvent``; ``None`` if ignored or malformed.
+
+    Call it only after ``verify_signature``. ``provider_id`` is the transfer code for transfer
+    events (what ``payout`` returned) and Paystack's transaction id for charges. Malformed
+    bodies give ``None`` rather than an exception: a webhook endpoint should acknowledge them
+    and move on, since Paystack would only resend the same bytes.
+    """
+    try:
+        payload = json.loads(raw_body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(payload, dict):
+        return None
+    kind = payload.get("event")
+    data = payload.get("data")
+    if not isinstance(kind, str) or kind not in _EVENT_KINDS or not isinstance(data, dict):
+        return None
+    reference = data.get("reference")
+    amount = data.get("amount")
+    currency = data.get("currency")
+    if not isinstance(reference, str) or not reference:
+        return None
+    if not _is_int(amount) or amount < 0:
+        return None
+    if not isinstance(currency, str) or not currency:
+        return None
+    provider_id = _event_provider_id(kind, data)
+    if provider_id is None:
+        return None
+    return ProviderEvent(
+        kind=kind,
+        reference=reference,
+        amount_minor=amount,
+        currency=currency.upper(),
+        provider_id=provider_id,
+        raw=payload,
+    )
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _event_provider_id(kind: str, data: dict[str, Any]) -> str | None:
+    transfer_code = data.get("transfer_code")
+    if kind.startswith("transfer.") and isinstance(transfer_code, str) and transfer_code:
+        return transfer_code
+    event_id = data.get("id")
+    if _is_int(event_id) or (isinstance(event_id, str) and event_id):
+        return str(event_id)
+    return None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"not JSON: {name}")
+
+
+def _json_object(content: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(content, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _message(payload: dict[str, Any] | None, default: str) -> str:
+    message = payload.get("message") if payload else None
+    return message if isinstance(message, str) and message else default
+
+
+def _field(data: dict[str, Any], key: str, check: Callable[[object], bool]) -> Any:
+    value = data.get(key)
+    if not check(value):
+        raise ProviderUnavailable(f"paystack: answer has no usable {key!r}")
+    return value
+
+
+def _str_field(data: dict[str, Any], key: str) -> str:
+    value: str = _field(data, key, lambda v: isinstance(v, str) and bool(v))
+    return value
+
+
+def _int_field(data: dict[str, Any], key: str) -> int:
+    value: int = _field(data, key, _is_int)
+    return value
+
+
+if TYPE_CHECKING:
+
+    def _conforms(provider: PaystackProvider) -> PaymentProvider:
+        return provider

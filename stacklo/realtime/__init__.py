@@ -1,0 +1,1 @@
+"""Broadcast wiring, the outbox relay, channel names, resumable subscription streams."""

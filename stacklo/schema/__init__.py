@@ -1,0 +1,1 @@
+"""The GraphQL schema: strawberry types, inputs, payloads; ``root.py`` assembles it."""

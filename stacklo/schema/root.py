@@ -1,0 +1,192 @@
+"""Query, Mutation and the Schema with its extensions. The only module importing resolvers."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry import relay
+from strawberry.extensions import MaskErrors, ParserCache, ValidationCache
+from strawberry.extensions.field_extension import FieldExtension
+from strawberry.permission import PermissionExtension
+from strawberry.schema.config import StrawberryConfig
+
+from stacklo.domain.errors import AccessError, DomainError
+from stacklo.observability import observe_operation, report_unexpected
+from stacklo.resolvers import auth as auth_resolvers
+from stacklo.resolvers import money as money_resolvers
+from stacklo.resolvers import realtime as realtime_resolvers
+from stacklo.resolvers import users as user_resolvers
+from stacklo.schema.common import Connection, Currency, DecimalScalar
+from stacklo.schema.permissions import Allowed, IsAuthenticated
+from stacklo.schema.types import (
+    AuditEvent,
+    AuthPayload,
+    ChangePasswordPayload,
+    FreezeWalletPayload,
+    LogOutPayload,
+    OpenWalletPayload,
+    RequestWithdrawalPayload,
+    SendMoneyPayload,
+    StartDepositPayload,
+    Transaction,
+    TransactionEvent,
+    User,
+    WalletEvent,
+)
+
+
+def _allowed(resource: str, action: str) -> list[FieldExtension]:
+    return [PermissionExtension(permissions=[Allowed(resource, action)], fail_silently=False)]
+
+
+def _authenticated_subscription() -> list[FieldExtension]:
+    return [PermissionExtension(permissions=[IsAuthenticated()], fail_silently=False)]
+
+
+_authenticated: list[FieldExtension] = [
+    PermissionExtension(permissions=[IsAuthenticated()], fail_silently=False)
+]
+
+
+@strawberry.type
+class Query:
+    node: relay.Node | None = strawberry.field(resolver=user_resolvers.node)
+    me: User | None = strawberry.field(
+        resolver=user_resolvers.me, description="The signed-in user, or null."
+    )
+    currencies: list[Currency] = strawberry.field(resolver=user_resolvers.currencies)
+    users: Connection[User] = strawberry.field(
+        resolver=user_resolvers.users,
+        description="Staff only.",
+        extensions=_allowed("users", "read"),
+    )
+    transaction: Transaction | None = strawberry.field(resolver=money_resolvers.transaction)
+    audit_events: Connection[AuditEvent] = strawberry.field(
+        resolver=user_resolvers.audit_events,
+        description="Staff only.",
+        extensions=_allowed("audit", "read"),
+    )
+
+
+@strawberry.type
+class Mutation:
+    sign_up: AuthPayload = strawberry.mutation(resolver=auth_resolvers.sign_up)
+    log_in: AuthPayload = strawberry.mutation(resolver=auth_resolvers.log_in)
+    refresh_session: AuthPayload = strawberry.mutation(resolver=auth_resolvers.refresh_session)
+    log_out: LogOutPayload = strawberry.mutation(resolver=auth_resolvers.log_out)
+    change_password: ChangePasswordPayload = strawberry.mutation(
+        resolver=auth_resolvers.change_password, extensions=_authenticated
+    )
+    open_wallet: OpenWalletPayload = strawberry.mutation(
+        resolver=user_resolvers.open_wallet, extensions=_authenticated
+    )
+    freeze_wallet: FreezeWalletPayload = strawberry.mutation(
+        resolver=money_resolvers.freeze_wallet, extensions=_allowed("wallets", "freeze")
+    )
+    start_deposit: StartDepositPayload = strawberry.mutation(
+        resolver=money_resolvers.start_deposit, extensions=_authenticated
+    )
+    request_withdrawal: RequestWithdrawalPayload = strawberry.mutation(
+        resolver=money_resolvers.request_withdrawal, extensions=_authenticated
+    )
+    send_money: SendMoneyPayload = strawberry.mutation(
+        resolver=money_resolvers.send_money, extensions=_authenticated
+    )
+
+
+@strawberry.type
+class Subscription:
+    # (strawberry types these by what they yield; mypy sees the generator)
+    transaction_updated: TransactionEvent = strawberry.subscription(  # type: ignore[assignment]
+        resolver=realtime_resolvers.transaction_updated,
+        description=(
+            "The viewer's transactions as their status changes; one transaction when id is given."
+        ),
+        extensions=_authenticated_subscription(),
+    )
+    wallet_updated: WalletEvent = strawberry.subscription(  # type: ignore[assignment]
+        resolver=realtime_resolvers.wallet_updated,
+        description=(
+            "The viewer's wallets as their balances change; one wallet when walletId is given."
+        ),
+        extensions=_authenticated_subscription(),
+    )
+    platform_activity: Transaction = strawberry.subscription(  # type: ignore[assignment]
+        resolver=realtime_resolvers.platform_activity,
+        description=(
+            "Staff only: every transaction on the platform as it changes, for live dashboards."
+        ),
+        extensions=[
+            PermissionExtension(permissions=[Allowed("platform", "read")], fail_silently=False)
+        ],
+    )
+
+
+class ErrorPolicy(MaskErrors):
+    """Codes for expected failures; anything unexpected is masked, logged and counted.
+
+    Syntax, validation and variable-coercion errors are the client's and pass through, as do
+    our own: AccessError (UNAUTHENTICATED/FORBIDDEN/RATE_LIMITED/...), DomainError in a query
+    (e.g. INVALID_INPUT for first > 100), a GraphQLError a permission class raised. Anything
+    else, also an exception escaping a subscription's generator, is masked.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(error_message="Internal server error")
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        return [self._one(e) for e in errors]
+
+    def _one(self, error: GraphQLError) -> GraphQLError:
+        original = error.original_error
+        if isinstance(original, AccessError):
+            return self._coded(error, str(original), {"code": original.code})
+        if isinstance(original, DomainError):
+            extensions: dict[str, Any] = {"code": original.code.value}
+            if original.field:
+                extensions["field"] = list(original.field)
+            return self._coded(error, original.message, extensions)
+        if original is None or isinstance(original, GraphQLError):
+            return error  # syntax, validation, permission classes: already meant for clients
+        if error.path is None and error.nodes:
+            return error  # a variable that did not coerce: located in the client's document
+        request_id = report_unexpected(original)
+        return self._coded(
+            error, self.error_message, {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
+        )
+
+    @staticmethod
+    def _coded(error: GraphQLError, message: str, extensions: dict[str, Any]) -> GraphQLError:
+        return GraphQLError(
+            message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions=extensions,
+        )
+
+
+class QuietSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        # ErrorPolicy logs what matters (unexpected errors, with the request id); client
+        # mistakes such as validation errors are not server log material.
+        return None
+
+
+schema = QuietSchema(
+    query=Query,
+    mutation=Mutation,
+    subscription=Subscription,
+    config=StrawberryConfig(auto_camel_case=True),
+    scalar_overrides={Decimal: DecimalScalar},  # type: ignore[dict-item]
+    extensions=[
+        ErrorPolicy,
+        observe_operation,
+        ParserCache(maxsize=1000),  # type: ignore[list-item]
+        ValidationCache(maxsize=1000),  # type: ignore[list-item]
+    ],
+)

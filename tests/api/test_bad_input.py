@@ -1,0 +1,143 @@
+"""Nothing a client can send gets a 500: malformed bodies, bad types, hostile strings."""
+
+import httpx
+import pytest
+
+from tests.conftest import Server
+from tests.helpers import SIGN_UP, GraphQLHTTP, sign_up, unique_email
+
+
+async def test_malformed_json_is_a_400_graphql_error(server: Server) -> None:
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        for body, content_type in (
+            ("{bad", "application/json"),
+            ("[1,", "application/json"),
+            ("", "application/json"),
+        ):
+            response = await http.post(
+                "/graphql", content=body, headers={"content-type": content_type}
+            )
+            assert response.status_code == 400
+            assert response.json()["errors"][0]["message"]
+        unsupported = await http.post(
+            "/graphql", content="x", headers={"content-type": "text/plain"}
+        )
+        assert unsupported.status_code in (400, 415)
+        assert "errors" in unsupported.json()
+        missing = await http.post("/graphql", json={"variables": {}})
+        assert missing.status_code == 400 and "errors" in missing.json()
+
+
+async def test_get_queries_work_and_get_mutations_do_not(server: Server) -> None:
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        ok = await http.get("/graphql", params={"query": "{ currencies { code } }"})
+        assert ok.status_code == 200 and len(ok.json()["data"]["currencies"]) == 7
+        mutation = await http.get(
+            "/graphql",
+            params={"query": 'mutation { logOut(input:{refreshToken:"x"}) { success } }'},
+        )
+        assert mutation.status_code in (400, 405) and "errors" in mutation.json()
+
+
+@pytest.mark.parametrize(
+    ("query", "variables"),
+    [
+        ("{ me { nope } }", {}),
+        ("{ currencies { code } ", {}),
+        (
+            "mutation($i: SignUpInput!) { signUp(input: $i) { userErrors { code } } }",
+            {"i": {"email": 5}},
+        ),
+        (
+            "mutation($i: SignUpInput!) { signUp(input: $i) { userErrors { code } } }",
+            {
+                "i": {
+                    "email": "a@b.co",
+                    "password": "x" * 12,
+                    "fullName": "A",
+                    "homeCurrency": "XYZ",
+                }
+            },
+        ),
+        (
+            "mutation($i: SignUpInput!) { signUp(input: $i) { userErrors { code } } }",
+            {"i": {"email": "a@b.co", "password": "x" * 12, "fullName": "A", "extra": 1}},
+        ),
+        ("query($id: ID!) { node(id: $id) { id } }", {"id": {"x": 1}}),
+        ('query { users(first: "ten") { edges { cursor } } }', {}),
+    ],
+)
+async def test_validation_errors(
+    client: GraphQLHTTP, query: str, variables: dict[str, object]
+) -> None:
+    body = await client.post(query, variables)
+    assert body["errors"] and "Internal server error" not in str(body)
+    assert body.get("data") is None
+
+
+def _input(**overrides: object) -> dict[str, object]:
+    return {
+        "email": unique_email(),
+        "password": "correct horse battery",
+        "fullName": "Ada Obi",
+        **overrides,
+    }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "code", "field"),
+    [
+        ({"email": "a" * 300 + "@example.com"}, "INVALID_INPUT", "email"),
+        ({"email": "not-an-email"}, "INVALID_INPUT", "email"),
+        ({"email": "ada\u0000@example.com"}, "INVALID_INPUT", "email"),
+        ({"fullName": "x" * 5000}, "INVALID_INPUT", "fullName"),
+        ({"fullName": "Ada\u0007Obi"}, "INVALID_INPUT", "fullName"),
+        ({"fullName": "   "}, "INVALID_INPUT", "fullName"),
+        ({"phoneNumber": "call me"}, "INVALID_INPUT", "phoneNumber"),
+        ({"password": "short"}, "WEAK_PASSWORD", "password"),
+        ({"password": "12345678901234"}, "WEAK_PASSWORD", "password"),
+        ({"password": "y" * 100_000}, "INVALID_INPUT", "password"),
+    ],
+)
+async def test_sign_up_rejects_bad_fields(
+    client: GraphQLHTTP, overrides: dict[str, object], code: str, field: str
+) -> None:
+    result = (await client.data(SIGN_UP, {"input": _input(**overrides)}))["signUp"]
+    assert result["session"] is None and result["user"] is None
+    assert result["userErrors"][0]["code"] == code
+    assert result["userErrors"][0]["field"] == ["input", field]
+
+
+async def test_password_equal_to_email_is_weak(client: GraphQLHTTP) -> None:
+    email = unique_email()
+    result = (await client.data(SIGN_UP, {"input": _input(email=email, password=email)}))["signUp"]
+    assert result["userErrors"][0]["code"] == "WEAK_PASSWORD"
+
+
+async def test_email_and_phone_taken(client: GraphQLHTTP) -> None:
+    first = await sign_up(client, phoneNumber="+447700900123")
+    same_email = (await client.data(SIGN_UP, {"input": _input(email=first.email.upper())}))[
+        "signUp"
+    ]
+    assert same_email["userErrors"][0]["code"] == "EMAIL_TAKEN"
+    same_phone = (await client.data(SIGN_UP, {"input": _input(phoneNumber="+44 7700 900123")}))[
+        "signUp"
+    ]
+    assert same_phone["userErrors"][0] == {
+        "code": "INVALID_INPUT",
+        "message": "This phone number is already registered.",
+        "field": ["input", "phoneNumber"],
+    }
+
+
+async def test_huge_and_hostile_queries_do_not_500(server: Server) -> None:
+    hostile = [
+        "{ " + "me { id } " * 2000 + "}",
+        "{ " + "__typename " * 5000 + "}",
+        'query { node(id: "' + "A" * 10_000 + '") { id } }',
+        "{ me { wallets { balance { amount } } } }" * 50,
+    ]
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
+        for query in hostile:
+            response = await http.post("/graphql", json={"query": query})
+            assert response.status_code < 500, response.text[:300]

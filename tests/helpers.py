@@ -1,0 +1,192 @@
+"""Test helpers: a tiny GraphQL-over-HTTP client and user factories (real HTTP, no mocks)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+PASSWORD = "correct horse battery"
+
+
+class GraphQLHTTP:
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=30)
+
+    async def post(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        token: str | None = None,
+        **kw: Any,
+    ) -> dict[str, Any]:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        headers.update(kw.pop("headers", {}))
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers, **kw
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def data(
+        self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
+    ) -> Any:
+        body = await self.post(query, variables, token)
+        assert "errors" not in body, body
+        return body["data"]
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def unique_email(prefix: str = "user") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}@example.com"
+
+
+SIGN_UP = """
+mutation($input: SignUpInput!) {
+  signUp(input: $input) {
+    session { accessToken refreshToken tokenType expiresAt }
+    user { id email fullName roles kycStatus wallets { id currency { code } balance { amount currency } } }
+    userErrors { code message field }
+  }
+}"""
+
+LOG_IN = """
+mutation($input: LogInInput!) {
+  logIn(input: $input) {
+    session { accessToken refreshToken expiresAt }
+    user { id email }
+    userErrors { code message field }
+  }
+}"""
+
+REFRESH = """
+mutation($t: String!) {
+  refreshSession(input: {refreshToken: $t}) {
+    session { accessToken refreshToken }
+    userErrors { code message field }
+  }
+}"""
+
+
+@dataclass
+class SignedUp:
+    id: str
+    email: str
+    access: str
+    refresh: str
+    user: dict[str, Any]
+
+
+async def sign_up(client: GraphQLHTTP, **overrides: Any) -> SignedUp:
+    payload = {
+        "email": unique_email(),
+        "password": PASSWORD,
+        "fullName": "Test Person",
+        **overrides,
+    }
+    result = (await client.data(SIGN_UP, {"input": payload}))["signUp"]
+    assert result["userErrors"] == [], result
+    return SignedUp(
+        id=result["user"]["id"],
+        email=result["user"]["email"],
+        access=result["session"]["accessToken"],
+        refresh=result["session"]["refreshToken"],
+        user=result["user"],
+    )
+
+
+DEPOSIT = """
+mutation($i: StartDepositInput!) {
+  startDeposit(input: $i) {
+    paymentUrl
+    transaction { id reference status kind amount { amount currency } }
+    userErrors { code message field }
+  }
+}"""
+
+SEND = """
+mutation($i: SendMoneyInput!) {
+  sendMoney(input: $i) {
+    transaction { id reference status kind amount { amount currency } description
+                  counterparty { displayName email } statusHistory { status reason }
+                  entries { direction amount { amount } balanceAfter { amount } } }
+    userErrors { code message field }
+  }
+}"""
+
+WITHDRAW = """
+mutation($i: RequestWithdrawalInput!) {
+  requestWithdrawal(input: $i) {
+    transaction { id reference status failureReason amount { amount currency } }
+    userErrors { code message field }
+  }
+}"""
+
+WALLETS = "{ me { wallets { id currency { code } balance { amount } heldBalance { amount } availableBalance { amount } status } } }"
+
+BANK = {"bankCode": "058", "accountNumber": "0123456789", "accountName": "Ada Obi"}
+
+
+def key() -> str:
+    return uuid.uuid4().hex
+
+
+async def deposit(
+    client: GraphQLHTTP,
+    user: SignedUp,
+    amount: str,
+    wallet_id: str | None = None,
+    outcome: str = "success",
+) -> dict[str, Any]:
+    """Fund a wallet the way a customer does: startDeposit, then pay on the sandbox page."""
+    wallet = wallet_id or user.user["wallets"][0]["id"]
+    started = (
+        await client.data(
+            DEPOSIT,
+            {"i": {"walletId": wallet, "amount": amount, "idempotencyKey": key()}},
+            token=user.access,
+        )
+    )["startDeposit"]
+    assert started["userErrors"] == [], started
+    paid = await client.http.post(started["paymentUrl"], data={"outcome": outcome})
+    assert paid.status_code == 200, paid.text
+    return started
+
+
+async def wallets(client: GraphQLHTTP, user: SignedUp) -> dict[str, dict[str, Any]]:
+    found = (await client.data(WALLETS, token=user.access))["me"]["wallets"]
+    return {w["currency"]["code"]: w for w in found}
+
+
+async def send(
+    client: GraphQLHTTP,
+    user: SignedUp,
+    to: dict[str, str],
+    amount: str,
+    from_wallet: str | None = None,
+    idempotency_key: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    payload = {
+        "fromWalletId": from_wallet or user.user["wallets"][0]["id"],
+        "to": to,
+        "amount": amount,
+        "idempotencyKey": idempotency_key or key(),
+        **extra,
+    }
+    result: dict[str, Any] = (await client.data(SEND, {"i": payload}, token=user.access))[
+        "sendMoney"
+    ]
+    return result
+
+
+async def admin_token(client: GraphQLHTTP, creds: tuple[str, str]) -> str:
+    result = await client.data(LOG_IN, {"input": {"email": creds[0], "password": creds[1]}})
+    token: str = result["logIn"]["session"]["accessToken"]
+    return token

@@ -1,0 +1,116 @@
+import base64
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+
+from stacklo.auth.tokens import InvalidAccessToken, JwtTokens
+
+SECRET = "s" * 48
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def tokens(**kw: object) -> JwtTokens:
+    args: dict[str, object] = {
+        "secret": SECRET,
+        "algorithm": "HS256",
+        "issuer": "stacklo",
+        "audience": "stacklo-api",
+        "ttl": timedelta(minutes=15),
+    }
+    args.update(kw)
+    return JwtTokens(**args)  # type: ignore[arg-type]
+
+
+def test_round_trip_carries_user_and_session() -> None:
+    user, session = uuid.uuid4(), uuid.uuid4()
+    t = tokens()
+    raw, expires = t.issue_access(user, session, datetime.now(UTC))
+    claims = t.decode_access(raw)
+    assert (claims.user_id, claims.session_id) == (user, session)
+    assert set(jwt.decode(raw, options={"verify_signature": False})) >= {
+        "iss",
+        "aud",
+        "sub",
+        "iat",
+        "exp",
+        "jti",
+    }
+    assert expires - datetime.now(UTC) <= timedelta(minutes=15)
+
+
+def test_every_token_has_its_own_jti() -> None:
+    t = tokens()
+    u, s = uuid.uuid4(), uuid.uuid4()
+    first, _ = t.issue_access(u, s, datetime.now(UTC))
+    second, _ = t.issue_access(u, s, datetime.now(UTC))
+    assert (
+        jwt.decode(first, options={"verify_signature": False})["jti"]
+        != jwt.decode(second, options={"verify_signature": False})["jti"]
+    )
+
+
+def _claims() -> dict[str, object]:
+    now = int(datetime.now(UTC).timestamp())
+    return {
+        "iss": "stacklo",
+        "aud": "stacklo-api",
+        "sub": str(uuid.uuid4()),
+        "sid": str(uuid.uuid4()),
+        "iat": now,
+        "exp": now + 600,
+        "jti": "j",
+    }
+
+
+def _b64(data: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: _b64({"alg": "none", "typ": "JWT"}) + "." + _b64(_claims()) + ".",
+        lambda: jwt.encode(_claims(), "w" * 48, algorithm="HS256"),
+        lambda: jwt.encode({**_claims(), "aud": "other"}, SECRET, algorithm="HS256"),
+        lambda: jwt.encode({**_claims(), "iss": "evil"}, SECRET, algorithm="HS256"),
+        lambda: jwt.encode({**_claims(), "exp": 1}, SECRET, algorithm="HS256"),
+        lambda: jwt.encode(
+            {k: v for k, v in _claims().items() if k != "jti"}, SECRET, algorithm="HS256"
+        ),
+        lambda: jwt.encode({**_claims(), "sub": "not-a-uuid"}, SECRET, algorithm="HS256"),
+        lambda: jwt.encode(_claims(), SECRET, algorithm="HS512"),
+        lambda: "garbage",
+    ],
+    ids=[
+        "alg-none",
+        "wrong-key",
+        "wrong-aud",
+        "wrong-iss",
+        "expired",
+        "no-jti",
+        "bad-sub",
+        "other-alg",
+        "garbage",
+    ],
+)
+def test_bad_tokens_are_refused(make: object) -> None:
+    with pytest.raises(InvalidAccessToken):
+        tokens().decode_access(make())  # type: ignore[operator]
+
+
+def test_tampered_payload_is_refused() -> None:
+    raw, _ = tokens().issue_access(uuid.uuid4(), uuid.uuid4(), datetime.now(UTC))
+    header, _payload, signature = raw.split(".")
+    forged = header + "." + _b64({**_claims(), "sub": str(uuid.uuid4())}) + "." + signature
+    with pytest.raises(InvalidAccessToken):
+        tokens().decode_access(forged)
+
+
+def test_refresh_tokens_are_random_and_stored_hashed() -> None:
+    t = tokens()
+    raw, digest = t.new_refresh()
+    assert digest == t.hash_refresh(raw) and raw not in digest and len(digest) == 64
+    assert t.new_refresh()[0] != raw
