@@ -23,8 +23,10 @@ authenticated in ``connection_init``) with two subscriptions, ``walletUpdated`` 
   a socket costs there: the uvicorn protocol, the permessage-deflate state the client asked
   for (as browsers do; ``--no-compression`` to compare), strawberry's per-operation tasks,
   the broadcast subscription queues.
-- Delivery: P publishers call ``sendMoney`` (1.00, ``to: {walletId}``) between random pairs
-  of the subscribed users for T seconds. Each transfer is one transactionUpdated event for
+- Delivery: ``sendMoney`` (1.00, ``to: {walletId}``) between random pairs of the subscribed
+  users for T seconds, offered at R transfers/s on a fixed schedule with at most P in flight
+  (``--rate 0``: P clients back to back, which measures a saturated server, where latency
+  is mostly queueing). Each transfer is one transactionUpdated event for
   each party and one walletUpdated for each party. Latency is commit to receipt: the
   transaction's ``completedAt`` (the server's clock when it wrote the completed transaction,
   just before its commit, so the figure slightly overstates) against the subscriber's
@@ -419,6 +421,21 @@ async def active_subscriptions(client: httpx.AsyncClient, server: Server) -> int
     return int(float(match.group(1))) if match else 0
 
 
+_GC = re.compile(r'^stacklo_gc_pause_seconds_(sum|count)\{generation="(\d)"\} (\S+)$', re.M)
+
+
+async def gc_pauses(client: httpx.AsyncClient, server: Server) -> str:
+    """The server's garbage-collector pauses since it started, per generation."""
+    text = (await client.get(server.base + "/metrics")).text
+    seen: dict[str, dict[str, float]] = {}
+    for kind, generation, value in _GC.findall(text):
+        seen.setdefault(generation, {})[kind] = float(value)
+    return ", ".join(
+        f"gen{g} {int(v.get('count', 0))} x, {v.get('sum', 0) * 1000:.0f} ms in all"
+        for g, v in sorted(seen.items())
+    )
+
+
 # -------------------------------------------------------------------------- graphql ----
 
 
@@ -695,8 +712,16 @@ async def transfer(
 
 
 async def publish(
-    client: httpx.AsyncClient, base: str, users: list[User], publishers: int, seconds: float
+    client: httpx.AsyncClient,
+    base: str,
+    users: list[User],
+    publishers: int,
+    seconds: float,
+    rate: float,
 ) -> Transfers:
+    """Closed loop (rate 0): P clients back to back. Open loop: ``rate`` transfers/s on a
+    fixed schedule, at most P in flight, so a slow server shows up as latency, not as less load.
+    """
     result = Transfers()
     started = time.perf_counter()
     deadline = started + seconds
@@ -705,7 +730,20 @@ async def publish(
         while time.perf_counter() < deadline:
             await transfer(client, base, users, result)
 
-    await asyncio.gather(*(worker() for _ in range(publishers)))
+    if rate <= 0:
+        await asyncio.gather(*(worker() for _ in range(publishers)))
+    else:
+        slots = asyncio.Semaphore(publishers)
+        tasks: list[asyncio.Task[None]] = []
+
+        async def one() -> None:
+            async with slots:
+                await transfer(client, base, users, result)
+
+        for n in range(int(seconds * rate)):
+            await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
     result.elapsed = time.perf_counter() - started  # includes the requests still in flight
     return result
 
@@ -825,7 +863,11 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> int:
             flush=True,
         )
 
-        print(f"publishing: {args.publishers} clients for {args.seconds:g} s...", flush=True)
+        offered = f"{args.rate:g} transfers/s offered" if args.rate > 0 else "closed loop"
+        print(
+            f"publishing: {offered}, up to {args.publishers} in flight, for {args.seconds:g} s...",
+            flush=True,
+        )
         pids = {s.name: s.process.pid for s in servers}
         if cluster.worker is not None:
             pids["worker"] = cluster.worker.pid
@@ -833,7 +875,9 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> int:
         client_cpu = time.process_time()
         machine = machine_ticks()
         window_start = time.time()
-        transfers = await publish(client, publisher_base, users, args.publishers, args.seconds)
+        transfers = await publish(
+            client, publisher_base, users, args.publishers, args.seconds, args.rate
+        )
         window_end = time.time()
         client_cpu = time.process_time() - client_cpu
         busy_ticks, total_ticks = (a - b for a, b in zip(machine_ticks(), machine, strict=True))
@@ -845,6 +889,7 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> int:
                 break
             await asyncio.sleep(0.1)
         drained = time.perf_counter() - drain_start
+        gc_lines = {srv.name: await gc_pauses(client, srv) for srv in servers}
         await close_all(subscribers, deliveries)
 
     matched = match(transfers, deliveries)
@@ -869,7 +914,8 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> int:
         f"(target S = {TARGET_SUBSCRIBERS}: {met(s >= TARGET_SUBSCRIBERS)})"
     )
     print(
-        f"compression           {'permessage-deflate' if args.compression else 'none'}; "
+        f"compression           {'offered' if args.compression else 'not offered'} by the client "
+        f"(the server accepts it only with STACKLO_WS_COMPRESSION=true); "
         f"connect {opened:.1f} s, all subscribed {subscribed:.1f} s"
     )
     for server in servers:
@@ -891,6 +937,8 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> int:
             f"publisher outcomes    statuses {dict(transfers.statuses)}, "
             f"userErrors {dict(transfers.user_errors)}, errors {dict(transfers.errors)}"
         )
+    for name, line in gc_lines.items():
+        print(f"GC pauses server {name}    {line}")
     busy = ", ".join(f"{n} {c / window:.0%}" for n, c in [*cpu.items(), ("client", client_cpu)])
     print(
         f"CPU in the window     {busy} of one core; machine {busy_ticks / total_ticks:.0%} busy "
@@ -941,6 +989,7 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> int:
     print(
         f"- `bench/fanout.py`, {datetime.now(UTC).date()}, {os.cpu_count()} CPUs"
         f"{', --two-servers' if args.two_servers else ''}: {s} subscribers, "
+        f"{f'{args.rate:g}/s offered, ' if args.rate > 0 else ''}"
         f"{args.publishers} publishers, {args.seconds:g} s, {ok} transfers "
         f"({ok / transfers.elapsed:.0f}/s)."
     )
@@ -967,8 +1016,14 @@ async def wait_gauge_zero(client: httpx.AsyncClient, servers: list[Server]) -> N
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--subscribers", type=int, default=1000, help="S: sockets, one user each")
-    parser.add_argument("--publishers", type=int, default=4, help="P: concurrent sendMoney")
+    parser.add_argument("--publishers", type=int, default=8, help="P: sendMoney in flight")
     parser.add_argument("--seconds", type=float, default=20, help="T: publishing window")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=50,
+        help="offered transfers/s, open loop with at most P in flight (0: P back to back)",
+    )
     parser.add_argument(
         "--two-servers", action="store_true", help="two serve + one worker over Redis"
     )

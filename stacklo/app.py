@@ -43,7 +43,13 @@ from stacklo.domain.payments import Limits, Payments
 from stacklo.domain.ports import PaymentProvider
 from stacklo.integrations.paystack import PaystackProvider, parse_event, verify_signature
 from stacklo.integrations.sandbox import SandboxProvider
-from stacklo.observability import RequestContextMiddleware, configure_logging, log, request_id_var
+from stacklo.observability import (
+    RequestContextMiddleware,
+    configure_logging,
+    log,
+    request_id_var,
+    settle_heap,
+)
 from stacklo.realtime.relay import Relay
 from stacklo.realtime.streams import Streams
 from stacklo.schema.context import Context, Services
@@ -224,6 +230,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 retention=timedelta(days=settings.outbox_retention_days),
             )
             relay_task = asyncio.create_task(relay.run(stop, RelayConnection(engine)))
+        settle_heap()
         log.info("started", embedded=settings.embedded)
         try:
             yield {"engine": engine, "services": services}

@@ -102,6 +102,7 @@ def serve(args: argparse.Namespace) -> int:
         access_log=False,
         ws_ping_interval=20,
         ws_ping_timeout=20,
+        ws_per_message_deflate=settings.ws_compression,
     )
     return 0
 

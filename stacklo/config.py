@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     subscriptions_per_user: int = Field(default=20, ge=1, le=1000)
     outbox_retention_days: int = Field(default=7, ge=1)
     relay_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # permessage-deflate keeps a zlib context per socket (about 40 KB) for small JSON frames.
+    ws_compression: bool = False
 
     trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"

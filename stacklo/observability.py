@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import sys
@@ -38,6 +39,34 @@ UNEXPECTED_ERRORS = Counter(
     "stacklo_unexpected_errors_total", "Errors masked as 'Internal server error'."
 )
 OPEN_WEBSOCKETS = Gauge("stacklo_websocket_connections", "Open WebSocket connections.")
+GC_PAUSES = Histogram(
+    "stacklo_gc_pause_seconds",
+    "Garbage collector pauses (the whole event loop stops).",
+    ["generation"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+_gc_started = 0.0
+
+
+def _time_gc(phase: str, info: dict[str, int]) -> None:
+    global _gc_started
+    if phase == "start":
+        _gc_started = time.perf_counter()
+    else:
+        GC_PAUSES.labels(str(info["generation"])).observe(time.perf_counter() - _gc_started)
+
+
+def settle_heap() -> None:
+    """Call once start-up is done: what exists now (modules, schema, metadata) lives forever.
+
+    Freezing it takes those objects out of every later collection, so a full collection
+    walks only what requests and sockets made (seen: 0.5 s pauses with 1000 sockets open).
+    """
+    gc.collect()
+    gc.freeze()
+    if _time_gc not in gc.callbacks:
+        gc.callbacks.append(_time_gc)
+
 
 # Operation names come from clients: keep the label set bounded.
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")

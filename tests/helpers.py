@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import httpx
 
 PASSWORD = "correct horse battery"
@@ -190,3 +193,20 @@ async def admin_token(client: GraphQLHTTP, creds: tuple[str, str]) -> str:
     result = await client.data(LOG_IN, {"input": {"email": creds[0], "password": creds[1]}})
     token: str = result["logIn"]["session"]["accessToken"]
     return token
+
+
+async def settled(database_url: str, within: float = 10) -> None:
+    """Wait until the relay has published every committed outbox event.
+
+    A subscription opened after this sees only what happens next: nothing from earlier
+    requests can still be on its way to it.
+    """
+    conn = await asyncpg.connect(database_url.replace("+asyncpg", "", 1))
+    try:
+        deadline = time.monotonic() + within
+        while await conn.fetchval("SELECT count(*) FROM outbox_events WHERE published_at IS NULL"):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"outbox events still unpublished after {within} s")
+            await asyncio.sleep(0.02)
+    finally:
+        await conn.close()

@@ -66,6 +66,9 @@ class Relay:
         leading = False
         try:
             while not stop.is_set():
+                # Cleared before reading, so a NOTIFY that lands mid-batch wakes the next
+                # round instead of waiting out the poll interval.
+                self.wake.clear()
                 try:
                     if not leading or not await leadership.alive():
                         await leadership.close() if leading else None
@@ -82,7 +85,6 @@ class Relay:
                     log.warning("relay_error", error=repr(e))
                     leading = False
                     await leadership.close()
-                self.wake.clear()
                 waiters = {
                     asyncio.ensure_future(self.wake.wait()),
                     asyncio.ensure_future(stop.wait()),
@@ -107,9 +109,12 @@ class Relay:
         if not events:
             return 0
         for event in events:
+            # One event's channels are independent, so they go out together; events stay
+            # sequential, which keeps each channel in position order.
             message = json.dumps(event.to_wire())
-            for channel in channels_for(event):
-                await self._broadcast.publish(channel, message)
+            await asyncio.gather(
+                *(self._broadcast.publish(channel, message) for channel in channels_for(event))
+            )
         async with self._uow() as uow:
             await uow.outbox.mark_published(events)
             await uow.commit()

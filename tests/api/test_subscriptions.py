@@ -27,6 +27,7 @@ from tests.helpers import (
     admin_token,
     deposit,
     send,
+    settled,
     sign_up,
 )
 
@@ -80,9 +81,10 @@ async def nothing(queue: asyncio.Queue[Any], within: float = QUIET) -> None:
 
 
 @pytest.fixture
-async def trio(client: GraphQLHTTP) -> tuple[SignedUp, SignedUp, SignedUp]:
+async def trio(server: Server, client: GraphQLHTTP) -> tuple[SignedUp, SignedUp, SignedUp]:
     alice, bob, carol = await sign_up(client), await sign_up(client), await sign_up(client)
     await deposit(client, alice, "1000")
+    await settled(server.database_url)
     return alice, bob, carol
 
 
@@ -155,6 +157,7 @@ async def test_one_transaction_and_one_wallet(
         token=alice.access,
     )
     tx = withdrawal["requestWithdrawal"]["transaction"]
+    await settled(server.database_url)
     async with (
         live(server.ws_url, alice.access, TX_SUB, {"id": tx["id"]}) as one,
         live(
