@@ -32,16 +32,19 @@ from stacklo.auth.rbac import Authorizer
 from stacklo.auth.tokens import Authenticator, JwtTokens
 from stacklo.config import Settings
 from stacklo.data.db import create_engine, migrate, start_embedded
-from stacklo.data.outbox import RelayConnection
+from stacklo.data.fx import MemoryRateCache, RedisRateCache
+from stacklo.data.outbox import RATE_FEED_LOCK, RelayConnection
 from stacklo.data.uow import SqlUnitOfWorkFactory
 from stacklo.domain.auth import AuthService
 from stacklo.domain.errors import AccessError
+from stacklo.domain.exchange import Exchange
 from stacklo.domain.ledger import TransactionKind
 from stacklo.domain.models import RequestMeta
 from stacklo.domain.money import to_minor_units
 from stacklo.domain.payments import Limits, Payments
-from stacklo.domain.ports import PaymentProvider
+from stacklo.domain.ports import PaymentProvider, RateCache, RateFeed, UnitOfWorkFactory
 from stacklo.integrations.paystack import PaystackProvider, parse_event, verify_signature
+from stacklo.integrations.rates import CoinbaseRateFeed, SandboxRateFeed
 from stacklo.integrations.sandbox import SandboxProvider
 from stacklo.observability import (
     RequestContextMiddleware,
@@ -50,6 +53,7 @@ from stacklo.observability import (
     request_id_var,
     settle_heap,
 )
+from stacklo.realtime.feed import RateTicker
 from stacklo.realtime.relay import Relay
 from stacklo.realtime.streams import Streams
 from stacklo.schema.context import Context, Services
@@ -153,6 +157,45 @@ def webhook_secret(settings: Settings) -> str:
     return settings.paystack_secret_key or settings.sandbox_secret
 
 
+def build_rate_cache(settings: Settings) -> RateCache:
+    if settings.redis_url:
+        return RedisRateCache(settings.redis_url, ttl=settings.rate_max_age_seconds)
+    return MemoryRateCache(ttl=min(1.0, settings.rate_tick_seconds))
+
+
+def build_exchange(settings: Settings, uow: UnitOfWorkFactory) -> Exchange:
+    return Exchange(uow, utcnow, settings.pricing(), build_rate_cache(settings))
+
+
+def build_rate_feed(settings: Settings) -> RateFeed:
+    if settings.rate_feed == "coinbase":
+        return CoinbaseRateFeed(settings.rate_feed_url)
+    return SandboxRateFeed(seed=settings.rate_feed_seed)
+
+
+async def run_jobs(
+    settings: Settings, engine: Any, broadcast: Broadcast, exchange: Exchange, stop: asyncio.Event
+) -> None:
+    """What `stacklo worker` runs (and `serve` in-process when embedded): the outbox relay and
+    the rate ticker, each leading through its own advisory lock, until ``stop`` is set."""
+    relay = Relay(
+        SqlUnitOfWorkFactory(engine),
+        broadcast,
+        poll_seconds=settings.relay_poll_seconds,
+        retention=timedelta(days=settings.outbox_retention_days),
+    )
+    feed = build_rate_feed(settings)
+    ticker = RateTicker(feed, exchange, utcnow, interval=settings.rate_tick_seconds)
+    try:
+        await asyncio.gather(
+            relay.run(stop, RelayConnection(engine)),
+            ticker.run(stop, RelayConnection(engine, RATE_FEED_LOCK, listen=None)),
+        )
+    finally:
+        if isinstance(feed, CoinbaseRateFeed):
+            await feed.aclose()
+
+
 def build_services(
     settings: Settings,
     engine: Any,
@@ -191,6 +234,7 @@ def build_services(
             provider or build_provider(settings),
             Limits(settings.unverified_daily_limits),
         ),
+        exchange=build_exchange(settings, uow),
     )
 
 
@@ -221,24 +265,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
         graphql_app.services = services
         holder["services"] = services
         stop = asyncio.Event()
-        relay_task: asyncio.Task[None] | None = None
+        jobs: asyncio.Task[None] | None = None
         if settings.worker_in_process:
-            relay = Relay(
-                services.uow,
-                broadcast,
-                poll_seconds=settings.relay_poll_seconds,
-                retention=timedelta(days=settings.outbox_retention_days),
+            jobs = asyncio.create_task(
+                run_jobs(settings, engine, broadcast, services.exchange, stop)
             )
-            relay_task = asyncio.create_task(relay.run(stop, RelayConnection(engine)))
         settle_heap()
         log.info("started", embedded=settings.embedded)
         try:
             yield {"engine": engine, "services": services}
         finally:
             stop.set()
-            if relay_task is not None:
+            if jobs is not None:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(relay_task, timeout=5)
+                    await asyncio.wait_for(jobs, timeout=5)
             await broadcast.disconnect()
             if isinstance(provider, PaystackProvider):
                 await provider.aclose()

@@ -108,16 +108,14 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def worker(args: argparse.Namespace) -> int:
-    """The outbox relay (and, later, the scheduler and rate feed), safe to run several times."""
-    from datetime import timedelta
-
+    """The outbox relay and the rate ticker (later also the scheduler), safe to run several
+    times: each job leads through its own advisory lock."""
     from broadcaster import Broadcast
 
+    from stacklo.app import build_exchange, run_jobs
     from stacklo.data.db import create_engine
-    from stacklo.data.outbox import RelayConnection
     from stacklo.data.uow import SqlUnitOfWorkFactory
     from stacklo.observability import configure_logging, log
-    from stacklo.realtime.relay import Relay
 
     settings = Settings()
     if not settings.redis_url:
@@ -140,15 +138,10 @@ def worker(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        relay = Relay(
-            SqlUnitOfWorkFactory(engine),
-            broadcast,
-            poll_seconds=settings.relay_poll_seconds,
-            retention=timedelta(days=settings.outbox_retention_days),
-        )
+        exchange = build_exchange(settings, SqlUnitOfWorkFactory(engine))
         log.info("worker_started")
         try:
-            await relay.run(stop, RelayConnection(engine))
+            await run_jobs(settings, engine, broadcast, exchange, stop)
         finally:
             await broadcast.disconnect()
             await engine.dispose()

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
+from datetime import timedelta
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
@@ -20,6 +21,13 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from stacklo.domain.fx import (
+    DEFAULT_FEE_BPS,
+    DEFAULT_MAX_AMOUNT,
+    DEFAULT_MIN_AMOUNT,
+    Pricing,
+    QuoteKind,
+)
 from stacklo.domain.money import CurrencyCode
 from stacklo.domain.payments import DEFAULT_UNVERIFIED_DAILY
 
@@ -83,6 +91,23 @@ class Settings(BaseSettings):
     # permessage-deflate keeps a zlib context per socket (about 40 KB) for small JSON frames.
     ws_compression: bool = False
 
+    # Rates and quotes. The feed runs in `stacklo worker` (in `serve` when embedded).
+    rate_feed: Literal["sandbox", "coinbase"] = "sandbox"
+    rate_feed_url: str = "https://api.coinbase.com"
+    rate_feed_seed: int = 7
+    rate_tick_seconds: float = Field(default=2.0, ge=0.05, le=3600)
+    rate_max_age_seconds: float = Field(default=60.0, gt=0)
+    quote_ttl_seconds: float = Field(default=30.0, gt=0, le=3600)
+    fx_spread_bps_fiat: Decimal = Field(default=Decimal(50), ge=0, lt=5000)
+    fx_spread_bps_crypto: Decimal = Field(default=Decimal(100), ge=0, lt=5000)
+    fx_fee_bps: dict[QuoteKind, Decimal] = Field(default_factory=lambda: dict(DEFAULT_FEE_BPS))
+    fx_min_amounts: dict[CurrencyCode, Decimal] = Field(
+        default_factory=lambda: dict(DEFAULT_MIN_AMOUNT)
+    )
+    fx_max_amounts: dict[CurrencyCode, Decimal] = Field(
+        default_factory=lambda: dict(DEFAULT_MAX_AMOUNT)
+    )
+
     trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
     log_json: bool = True
@@ -105,6 +130,24 @@ class Settings(BaseSettings):
         if value and value.startswith(("postgresql://", "postgres://")):
             return "postgresql+asyncpg://" + value.split("://", 1)[1]
         return value
+
+    @field_validator("fx_fee_bps")
+    @classmethod
+    def _fees_below_100_percent(cls, value: dict[QuoteKind, Decimal]) -> dict[QuoteKind, Decimal]:
+        if any(not 0 <= v < 5000 for v in value.values()):
+            raise ValueError("fees are 0 to 4999 basis points")
+        return value
+
+    def pricing(self) -> Pricing:
+        return Pricing(
+            spread_bps_fiat=self.fx_spread_bps_fiat,
+            spread_bps_crypto=self.fx_spread_bps_crypto,
+            fee_bps={**DEFAULT_FEE_BPS, **self.fx_fee_bps},
+            min_amount={**DEFAULT_MIN_AMOUNT, **self.fx_min_amounts},
+            max_amount={**DEFAULT_MAX_AMOUNT, **self.fx_max_amounts},
+            max_age=timedelta(seconds=self.rate_max_age_seconds),
+            ttl=timedelta(seconds=self.quote_ttl_seconds),
+        )
 
     @property
     def embedded(self) -> bool:

@@ -69,6 +69,22 @@ CHECKS: list[tuple[str, str]] = [
                               WHERE c.transaction_id = t.id ORDER BY c.id DESC LIMIT 1) h ON true
            WHERE h.status IS DISTINCT FROM t.status""",
     ),
+    (
+        "a used quote's transaction moved exactly what the quote locked",
+        """SELECT q.id, t.reference FROM quotes q JOIN ledger_transactions t ON t.id = q.transaction_id
+           WHERE t.status <> 'COMPLETED' OR t.currency <> q.source_currency
+              OR t.amount <> q.source_amount OR t.fee <> q.fee
+              OR t.converted_currency IS DISTINCT FROM q.target_currency
+              OR t.converted_amount IS DISTINCT FROM q.target_amount""",
+    ),
+    (
+        "a conversion credits its target wallet with exactly the converted amount",
+        """SELECT t.reference, t.converted_amount, coalesce(sum(e.amount), 0) AS credited
+           FROM ledger_transactions t
+           LEFT JOIN ledger_entries e ON e.transaction_id = t.id AND e.wallet_id = t.target_wallet_id
+           WHERE t.converted_amount IS NOT NULL AND t.status = 'COMPLETED'
+           GROUP BY t.id HAVING coalesce(sum(e.amount), 0) <> t.converted_amount""",
+    ),
 ]
 
 

@@ -14,25 +14,38 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from stacklo.data.tables import outbox_events, outbox_state
 from stacklo.domain.events import (
+    RATES,
     TRANSACTION,
     WALLET,
     OutboxEvent,
     transaction_to_dict,
     wallet_to_dict,
 )
+from stacklo.domain.fx import Snapshot
 from stacklo.domain.ledger import Transaction
 from stacklo.domain.models import AccountKind, Wallet
 
 # One relay leads at a time (a session advisory lock held on its listening connection), so
 # live delivery is in position order; the others stand by and take over if it dies.
 RELAY_LOCK = 7_246_002
+RATE_FEED_LOCK = 7_246_003
 
 
 class RelayConnection:
-    """A dedicated connection: leadership (advisory lock) and LISTEN for outbox commits."""
+    """A dedicated connection: leadership (advisory lock) and LISTEN for outbox commits.
 
-    def __init__(self, engine: AsyncEngine):
+    Other singleton jobs (the rate feed) use it with their own lock and no LISTEN.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        lock_key: int = RELAY_LOCK,
+        listen: str | None = "stacklo_outbox",
+    ):
         self._engine = engine
+        self._lock = lock_key
+        self._listen = listen
         self._conn: AsyncConnection | None = None
 
     async def lead(self, on_notify: Callable[..., None]) -> bool:
@@ -42,12 +55,12 @@ class RelayConnection:
             await self._conn.execution_options(isolation_level="AUTOCOMMIT")
         got = bool(
             (
-                await self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": RELAY_LOCK})
+                await self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._lock})
             ).scalar()
         )
-        if got:
+        if got and self._listen:
             raw = await self._conn.get_raw_connection()
-            await raw.driver_connection.add_listener("stacklo_outbox", on_notify)  # type: ignore[union-attr]
+            await raw.driver_connection.add_listener(self._listen, on_notify)  # type: ignore[union-attr]
         return got
 
     async def alive(self) -> bool:
@@ -130,6 +143,14 @@ class Outbox:
                 "users": [w.user_id for w in mine],
                 "payloads": [json.dumps(wallet_to_dict(w)) for w in mine],
             },
+        )
+
+    async def rates_ticked(self, snapshot: Snapshot) -> None:
+        """A feed reading, for every ``rateUpdated`` subscriber (public: no audience)."""
+        await self._conn.execute(
+            outbox_events.insert().values(
+                topic=RATES, aggregate_id="rates", audience=[], payload=snapshot.to_dict()
+            )
         )
 
     # -------------------------------------------------------------- the relay

@@ -121,6 +121,13 @@ class Users:
             .values(password_hash=password_hash, updated_at=func.now())
         )
 
+    async def set_kyc_status(self, user_id: uuid.UUID, status: KycStatus) -> None:
+        await self._conn.execute(
+            update(users)
+            .where(users.c.id == user_id)
+            .values(kyc_status=status.value, updated_at=func.now())
+        )
+
     async def set_roles(self, user_id: uuid.UUID, roles: Sequence[Role]) -> None:
         await self._conn.execute(
             update(users)

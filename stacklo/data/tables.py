@@ -308,3 +308,58 @@ outbox_state = Table(
     Column("pruned_through", BigInteger, nullable=False, server_default="0"),
     CheckConstraint("id = 1", name="singleton"),
 )
+
+# Every feed reading, one row per direct pair: the rate history. Unconstrained NUMERIC keeps
+# a rate's significant digits whatever its magnitude (1 NGN is 0.000000006 BTC).
+rate_ticks = Table(
+    "rate_ticks",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("base", String(8), nullable=False),
+    Column("quote", String(8), nullable=False),
+    Column("mid", Numeric, nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("observed_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint(_one_of("base", CURRENCY_VALUES), name="base"),
+    CheckConstraint(_one_of("quote", CURRENCY_VALUES), name="quote"),
+    CheckConstraint("mid > 0", name="positive"),
+    Index("ix_rate_ticks_observed_at", text("observed_at DESC")),
+    Index("ix_rate_ticks_pair_observed_at", "base", "quote", text("observed_at DESC")),
+)
+
+QUOTE_KINDS = ["EXCHANGE", "CRYPTO_BUY", "CRYPTO_SELL"]
+
+# A locked price. ``used_at``/``transaction_id`` are set in the same database transaction as
+# the movement that spends it; the row lock makes a second spender wait, then see it used.
+quotes = Table(
+    "quotes",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column(
+        "user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("kind", String(16), nullable=False),
+    Column("source_currency", String(8), nullable=False),
+    Column("source_amount", MONEY, nullable=False),
+    Column("target_currency", String(8), nullable=False),
+    Column("target_amount", MONEY, nullable=False),
+    Column("rate", Numeric, nullable=False),
+    Column("fee", MONEY, nullable=False),
+    Column("mid", Numeric, nullable=False),
+    _now(),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),
+    Column("transaction_id", UUID(as_uuid=True), ForeignKey("ledger_transactions.id")),
+    CheckConstraint(_one_of("kind", QUOTE_KINDS), name="kind"),
+    CheckConstraint(_one_of("source_currency", CURRENCY_VALUES), name="source_currency"),
+    CheckConstraint(_one_of("target_currency", CURRENCY_VALUES), name="target_currency"),
+    CheckConstraint(
+        "source_amount > 0 AND target_amount > 0 AND fee >= 0 AND fee < source_amount "
+        "AND rate > 0 AND source_currency <> target_currency",
+        name="amounts",
+    ),
+    CheckConstraint("(used_at IS NULL) = (transaction_id IS NULL)", name="used"),
+    Index("ix_quotes_user_id_created_at", "user_id", text("created_at DESC")),
+    # One quote pays for one movement, and a movement spends at most one quote.
+    Index("uq_quotes_transaction_id", "transaction_id", unique=True),
+)

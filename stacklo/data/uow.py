@@ -7,6 +7,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
+from stacklo.data.fx import Quotes, Rates
 from stacklo.data.ledger import Idempotency, Ledger
 from stacklo.data.outbox import Outbox
 from stacklo.data.repositories import Audit, Sessions, Users, Wallets
@@ -20,6 +21,8 @@ class SqlUnitOfWork:
     ledger: Ledger
     idempotency: Idempotency
     outbox: Outbox
+    rates: Rates
+    quotes: Quotes
 
     def __init__(self, engine: AsyncEngine, read_only: bool = False):
         self._engine = engine
@@ -41,6 +44,8 @@ class SqlUnitOfWork:
         self.ledger = Ledger(self._conn)
         self.idempotency = Idempotency(self._conn)
         self.outbox = Outbox(self._conn)
+        self.rates = Rates(self._conn)
+        self.quotes = Quotes(self._conn)
         return self
 
     async def __aexit__(

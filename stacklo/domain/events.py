@@ -18,6 +18,7 @@ from stacklo.domain.money import CurrencyCode
 
 TRANSACTION = "transaction"
 WALLET = "wallet"
+RATES = "rates"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,16 +8,14 @@ after the hold is committed, and its failure releases the hold in a second trans
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
 from decimal import Decimal
-from typing import Any
 
 from stacklo.domain.errors import DomainError, ErrorCode
+from stacklo.domain.exchange import fx_accounts, spend_quote
 from stacklo.domain.ledger import (
     Posting,
     Transaction,
@@ -46,6 +44,7 @@ from stacklo.domain.money import (
     parse_amount,
     to_minor_units,
 )
+from stacklo.domain.outcomes import Outcome, claim_key, replay, response_of
 from stacklo.domain.ports import (
     BankAccount,
     Clock,
@@ -57,37 +56,6 @@ from stacklo.domain.ports import (
     UnitOfWorkFactory,
 )
 from stacklo.domain.validation import MAX_REASON, clean_text, normalize_email, normalize_phone
-
-MAX_KEY = 128
-
-
-def request_hash(operation: str, payload: Mapping[str, Any]) -> str:
-    canonical = json.dumps({"operation": operation, "input": payload}, sort_keys=True, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-async def claim_key(
-    uow: UnitOfWork, user_id: uuid.UUID, key: str, operation: str, payload: Mapping[str, Any]
-) -> dict[str, Any] | None:
-    """None when this call owns the key; the first call's stored response on a retry."""
-    field = ("input", "idempotencyKey")
-    if not key or len(key) > MAX_KEY or not key.isprintable():
-        raise DomainError(
-            ErrorCode.INVALID_INPUT,
-            f"idempotencyKey must be 1 to {MAX_KEY} printable characters",
-            field,
-        )
-    found = await uow.idempotency.claim(user_id, key, operation, request_hash(operation, payload))
-    if found is None:
-        return None
-    first_operation, first_hash, response = found
-    if first_operation != operation or first_hash != request_hash(operation, payload):
-        raise DomainError(
-            ErrorCode.IDEMPOTENCY_KEY_REUSED,
-            "This idempotency key was used with a different request.",
-            field,
-        )
-    return response
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,15 +88,6 @@ class Recipient:
     malformed_wallet_id: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What a money mutation answers: the transaction and, maybe, why it did not go through."""
-
-    transaction: Transaction
-    payment_url: str | None = None
-    error: DomainError | None = None
-
-
 class Payments:
     def __init__(
         self,
@@ -143,35 +102,6 @@ class Payments:
         self._limits = limits
 
     # ---------------------------------------------------------------- helpers
-
-    async def _replay(self, uow: UnitOfWork, response: dict[str, Any]) -> Outcome:
-        tx = await uow.ledger.get(uuid.UUID(response["transaction_id"]))
-        assert tx is not None, "an idempotency record points at its transaction"
-        error = response.get("error")
-        return Outcome(
-            tx,
-            response.get("payment_url"),
-            DomainError(
-                ErrorCode(error["code"]),
-                error["message"],
-                tuple(error["field"]) if error.get("field") else None,
-            )
-            if error
-            else None,
-        )
-
-    @staticmethod
-    def _response(outcome: Outcome) -> dict[str, Any]:
-        out: dict[str, Any] = {"transaction_id": str(outcome.transaction.id)}
-        if outcome.payment_url:
-            out["payment_url"] = outcome.payment_url
-        if outcome.error:
-            out["error"] = {
-                "code": outcome.error.code.value,
-                "message": outcome.error.message,
-                "field": list(outcome.error.field) if outcome.error.field else None,
-            }
-        return out
 
     @staticmethod
     async def _own_wallet(
@@ -213,7 +143,10 @@ class Payments:
         note: str | None,
         quote_id: str | None,
         meta: RequestMeta,
+        quote_uuid: uuid.UUID | None = None,
     ) -> Outcome:
+        """P2P transfer; across currencies at a locked quote (``quote_id`` as the client sent
+        it, ``quote_uuid`` decoded from it, None when it was not a quote id)."""
         payload = {
             "from": str(from_wallet_id),
             "to": [to.email, to.phone_number, str(to.wallet_id)],
@@ -238,13 +171,36 @@ class Payments:
         )
         async with self._uow() as uow:
             if (first := await claim_key(uow, user.id, key, "sendMoney", payload)) is not None:
-                return await self._replay(uow, first)
+                return await replay(uow, first)
             source = await self._own_wallet(uow, user, from_wallet_id, "fromWalletId")
             amount = Money(parse_amount(raw_amount, source.currency), source.currency)
-            target = await self._recipient_wallet(uow, to, source.currency)
+            now = self._clock()
+            quote = None
             if quote_id is not None:
-                raise DomainError(ErrorCode.NOT_FOUND, "Quote not found.", ("input", "quoteId"))
-            if target.currency is not source.currency:
+                quote = await spend_quote(uow, user, quote_uuid, now)
+                if quote.source.currency is not source.currency:
+                    raise DomainError(
+                        ErrorCode.CURRENCY_MISMATCH,
+                        f"This quote converts from {quote.source.currency.value}; the wallet "
+                        f"holds {source.currency.value}.",
+                        ("input", "fromWalletId"),
+                    )
+                if amount.amount != quote.source.amount:
+                    raise DomainError(
+                        ErrorCode.INVALID_INPUT,
+                        f"amount must be the quote's sourceAmount, {quote.source.amount}.",
+                        ("input", "amount"),
+                    )
+            wanted = quote.target.currency if quote else source.currency
+            target = await self._recipient_wallet(uow, to, wanted)
+            if quote is not None and target.currency is not quote.target.currency:
+                raise DomainError(
+                    ErrorCode.CURRENCY_MISMATCH,
+                    f"This quote converts into {quote.target.currency.value}; the recipient's "
+                    f"wallet holds {target.currency.value}.",
+                    ("input", "to"),
+                )
+            if quote is None and target.currency is not source.currency:
                 raise DomainError(
                     ErrorCode.QUOTE_REQUIRED,
                     f"The recipient's wallet is in {target.currency.value}: "
@@ -257,10 +213,16 @@ class Payments:
                     "You cannot send money to the same wallet.",
                     ("input", "to"),
                 )
-            locked = await uow.ledger.lock_wallets([source.id, target.id])
+            if quote is None:
+                postings = transfer_postings(source.id, target.id, amount)
+            else:
+                fees, source_pool, target_pool = await fx_accounts(uow, quote)
+                postings = quote.conversion_postings(
+                    source.id, target.id, fees, source_pool, target_pool
+                )
+            locked = await uow.ledger.lock_wallets([p.wallet_id for p in postings])
             ensure_can_send(locked[source.id])
             await self._check_limit(uow, user, amount)
-            now = self._clock()
             tx = Transaction.start(
                 TransactionKind.TRANSFER,
                 amount,
@@ -271,9 +233,18 @@ class Payments:
                 target_wallet_id=target.id,
                 description=description,
             )
-            entries = apply_postings(locked, transfer_postings(source.id, target.id, amount))
+            if quote is not None:
+                tx.fee = quote.fee.amount
+                tx.converted_currency = quote.target.currency
+                tx.converted_amount = quote.target.amount
+                tx.exchange_rate = quote.rate
+                tx.metadata["quote_id"] = str(quote.id)
+            entries = apply_postings(locked, postings)
             await uow.ledger.save_wallets(list(locked.values()))
             await uow.ledger.add(tx, entries)
+            if quote is not None:
+                quote.used_at, quote.transaction_id = now, tx.id
+                await uow.quotes.mark_used(quote)
             await uow.audit.record(
                 audit(
                     "transfer.completed",
@@ -283,10 +254,19 @@ class Payments:
                     target_id=tx.reference,
                     amount=str(amount.amount),
                     currency=amount.currency.value,
+                    **(
+                        {
+                            "quote_id": str(quote.id),
+                            "received": f"{quote.target.amount} {quote.target.currency.value}",
+                            "fee": str(quote.fee.amount),
+                        }
+                        if quote
+                        else {}
+                    ),
                 )
             )
             outcome = Outcome(tx)
-            await uow.idempotency.save(user.id, key, self._response(outcome))
+            await uow.idempotency.save(user.id, key, response_of(outcome))
             await uow.commit()
         return outcome
 
@@ -335,7 +315,7 @@ class Payments:
         payload = {"wallet": str(wallet_id), "amount": str(raw_amount)}
         async with self._uow() as uow:
             if (first := await claim_key(uow, user.id, key, "startDeposit", payload)) is not None:
-                return await self._replay(uow, first)
+                return await replay(uow, first)
             wallet = await self._own_wallet(uow, user, wallet_id, "walletId")
             _fiat_only(wallet.currency, "Deposits")
             amount = Money(parse_amount(raw_amount, wallet.currency), wallet.currency)
@@ -376,7 +356,7 @@ class Payments:
                 )
             )
             outcome = Outcome(tx, url)
-            await uow.idempotency.save(user.id, key, self._response(outcome))
+            await uow.idempotency.save(user.id, key, response_of(outcome))
             await uow.commit()
         return outcome
 
@@ -400,7 +380,7 @@ class Payments:
             if (
                 first := await claim_key(uow, user.id, key, "requestWithdrawal", payload)
             ) is not None:
-                return await self._replay(uow, first)
+                return await replay(uow, first)
             wallet = await self._own_wallet(uow, user, wallet_id, "walletId")
             _fiat_only(wallet.currency, "Withdrawals")
             account = _clean_bank_account(account)
@@ -437,7 +417,7 @@ class Payments:
                     currency=amount.currency.value,
                 )
             )
-            await uow.idempotency.save(user.id, key, self._response(Outcome(tx)))
+            await uow.idempotency.save(user.id, key, response_of(Outcome(tx)))
             await uow.commit()
 
         # The hold is committed: money cannot be spent twice while the provider works.
@@ -487,7 +467,7 @@ class Payments:
                     )
                 )
             outcome = Outcome(tx, error=error)
-            await uow.idempotency.save(user.id, key, self._response(outcome))
+            await uow.idempotency.save(user.id, key, response_of(outcome))
             await uow.commit()
         return outcome
 

@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from stacklo.domain.events import OutboxEvent
+from stacklo.domain.fx import Quote, Snapshot
 from stacklo.domain.ledger import (
     Entry,
     StatusChange,
@@ -65,6 +66,7 @@ class UserRepository(Protocol):
     async def get_by_phone(self, phone_number: str) -> User | None: ...
     async def set_password_hash(self, user_id: uuid.UUID, password_hash: str) -> None: ...
     async def set_roles(self, user_id: uuid.UUID, roles: Sequence[Role]) -> None: ...
+    async def set_kyc_status(self, user_id: uuid.UUID, status: KycStatus) -> None: ...
     async def page(
         self,
         *,
@@ -188,6 +190,7 @@ class OutboxStore(Protocol):
     async def prune(self, older_than: datetime) -> int: ...
     async def pruned_through(self) -> int: ...
     async def last_position(self) -> int: ...
+    async def rates_ticked(self, snapshot: Snapshot) -> None: ...
     async def replay(
         self,
         user_id: uuid.UUID,
@@ -197,6 +200,17 @@ class OutboxStore(Protocol):
         until: int | None = None,
         limit: int = 1000,
     ) -> list[OutboxEvent]: ...
+
+
+class RateHistory(Protocol):
+    async def add(self, snapshot: Snapshot) -> None: ...
+    async def latest(self) -> Snapshot | None: ...
+
+
+class QuoteRepository(Protocol):
+    async def add(self, quote: Quote) -> None: ...
+    async def get(self, quote_id: uuid.UUID, *, for_update: bool = False) -> Quote | None: ...
+    async def mark_used(self, quote: Quote) -> None: ...
 
 
 class UnitOfWork(Protocol):
@@ -217,6 +231,10 @@ class UnitOfWork(Protocol):
     def idempotency(self) -> IdempotencyStore: ...
     @property
     def outbox(self) -> OutboxStore: ...
+    @property
+    def rates(self) -> RateHistory: ...
+    @property
+    def quotes(self) -> QuoteRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
@@ -282,3 +300,24 @@ class PaymentProvider(Protocol):
         The outcome arrives later as a webhook (transfer.success / failed / reversed).
         """
         ...
+
+
+# ------------------------------------------------------------------ rates
+
+
+class RateFeed(Protocol):
+    """Where mid rates come from. ``fetch`` raises ProviderUnavailable when it cannot answer."""
+
+    name: str
+
+    async def fetch(self, now: datetime) -> Snapshot:
+        """The latest mids of the feed's direct pairs (see ``domain/fx.py``), stamped ``now``
+        unless the feed says when they were observed."""
+        ...
+
+
+class RateCache(Protocol):
+    """The latest snapshot, shared by every process (Redis) or kept in this one (memory)."""
+
+    async def get(self) -> Snapshot | None: ...
+    async def put(self, snapshot: Snapshot) -> None: ...

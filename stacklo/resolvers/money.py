@@ -6,7 +6,8 @@ import uuid
 
 from stacklo.domain import ledger
 from stacklo.domain.models import Viewer
-from stacklo.domain.payments import Outcome, Recipient
+from stacklo.domain.outcomes import Outcome
+from stacklo.domain.payments import Recipient
 from stacklo.domain.ports import BankAccount
 from stacklo.resolvers.errors import user_errors
 from stacklo.schema.common import UserError, decode_global_id

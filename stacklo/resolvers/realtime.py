@@ -50,7 +50,7 @@ def _target(global_id: str | None, type_name: str) -> str | None:
     return decoded[1] if decoded else "-"
 
 
-async def _close_slow(info: Info) -> None:
+async def close_slow(info: Info) -> None:
     socket = info.context.request
     with contextlib.suppress(Exception):
         await socket.close(code=SLOW_CONSUMER_CLOSE, reason="subscriber too slow: buffer overflow")
@@ -76,7 +76,7 @@ async def transaction_updated(
                 tx = transaction_from_dict(event.payload)
                 yield TransactionEvent(cursor=_cursor(event), transaction=Transaction.of(tx))
         except SlowConsumer:
-            await _close_slow(info)
+            await close_slow(info)
 
 
 async def wallet_updated(
@@ -100,7 +100,7 @@ async def wallet_updated(
                     cursor=_cursor(event), wallet=Wallet.of(wallet_from_dict(event.payload))
                 )
         except SlowConsumer:
-            await _close_slow(info)
+            await close_slow(info)
 
 
 async def platform_activity(info: Info) -> AsyncGenerator[Transaction, None]:
@@ -112,4 +112,4 @@ async def platform_activity(info: Info) -> AsyncGenerator[Transaction, None]:
             async for event in streams.events(PLATFORM, lambda e: e.topic == TRANSACTION):
                 yield Transaction.of(transaction_from_dict(event.payload))
         except SlowConsumer:
-            await _close_slow(info)
+            await close_slow(info)

@@ -22,6 +22,7 @@ from stacklo.schema.common import (
     page_size,
 )
 from stacklo.schema.context import Info
+from stacklo.schema.fx import Quote
 from stacklo.schema.types import (
     AuditEvent,
     LedgerEntry,
@@ -132,7 +133,7 @@ def _may_see(viewer: Viewer, owner: uuid.UUID | None, info: Info, resource: str)
 
 async def node(
     info: Info, id: strawberry.ID
-) -> User | Wallet | AuditEvent | Transaction | LedgerEntry | None:
+) -> User | Wallet | AuditEvent | Transaction | LedgerEntry | Quote | None:
     """Any object by global ID. A foreign, unknown or malformed id is null, never an error."""
     viewer = await info.context.viewer()
     decoded = decode_global_id(id)
@@ -165,6 +166,9 @@ async def node(
     if type_name == "User":
         user = await info.context.loaders.users.load(key)
         return User.of(user) if user and _may_see(viewer, user.id, info, "users") else None
+    if type_name == "Quote":
+        quote = await services.exchange.quote_for(viewer.user, key)
+        return Quote.of(quote) if quote else None
     if type_name == "Wallet":
         wallet = await info.context.loaders.wallets.load(key)
         visible = wallet is not None and _may_see(viewer, wallet.user_id, info, "wallets")

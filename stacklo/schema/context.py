@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from stacklo.auth.tokens import Authenticator
     from stacklo.config import Settings
     from stacklo.domain.auth import AuthService
+    from stacklo.domain.exchange import Exchange
     from stacklo.domain.payments import Payments
     from stacklo.domain.ports import Clock, UnitOfWorkFactory
     from stacklo.realtime.streams import Streams
@@ -38,6 +39,7 @@ class Services:
     clock: Clock
     payments: Payments
     streams: Streams
+    exchange: Exchange
 
 
 class Loaders:

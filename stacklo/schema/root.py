@@ -16,10 +16,17 @@ from strawberry.schema.config import StrawberryConfig
 from stacklo.domain.errors import AccessError, DomainError
 from stacklo.observability import observe_operation, report_unexpected
 from stacklo.resolvers import auth as auth_resolvers
+from stacklo.resolvers import fx as fx_resolvers
 from stacklo.resolvers import money as money_resolvers
 from stacklo.resolvers import realtime as realtime_resolvers
 from stacklo.resolvers import users as user_resolvers
 from stacklo.schema.common import Connection, Currency, DecimalScalar
+from stacklo.schema.fx import (
+    ConvertPayload,
+    CreateQuotePayload,
+    ExchangeRate,
+    ReviewKycPayload,
+)
 from stacklo.schema.permissions import Allowed, IsAuthenticated
 from stacklo.schema.types import (
     AuditEvent,
@@ -64,6 +71,10 @@ class Query:
         extensions=_allowed("users", "read"),
     )
     transaction: Transaction | None = strawberry.field(resolver=money_resolvers.transaction)
+    rates: list[ExchangeRate] = strawberry.field(
+        resolver=fx_resolvers.rates,
+        description="Live rates; every supported pair when pairs is null.",
+    )
     audit_events: Connection[AuditEvent] = strawberry.field(
         resolver=user_resolvers.audit_events,
         description="Staff only.",
@@ -95,6 +106,18 @@ class Mutation:
     send_money: SendMoneyPayload = strawberry.mutation(
         resolver=money_resolvers.send_money, extensions=_authenticated
     )
+    review_kyc: ReviewKycPayload = strawberry.mutation(
+        resolver=fx_resolvers.review_kyc, extensions=_allowed("kyc", "review")
+    )
+    create_quote: CreateQuotePayload = strawberry.mutation(
+        resolver=fx_resolvers.create_quote, extensions=_authenticated
+    )
+    convert: ConvertPayload = strawberry.mutation(
+        resolver=fx_resolvers.convert,
+        description="Converts between the viewer's own wallets at a quote: fiat exchange, "
+        "crypto buy, crypto sell.",
+        extensions=_authenticated,
+    )
 
 
 @strawberry.type
@@ -122,6 +145,11 @@ class Subscription:
         extensions=[
             PermissionExtension(permissions=[Allowed("platform", "read")], fail_silently=False)
         ],
+    )
+    rate_updated: ExchangeRate = strawberry.subscription(  # type: ignore[assignment]
+        resolver=fx_resolvers.rate_updated,
+        description="Every supported pair when pairs is null.",
+        extensions=_authenticated_subscription(),
     )
 
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry import relay
@@ -28,6 +28,9 @@ from stacklo.schema.common import (
     page_size,
 )
 from stacklo.schema.context import Info
+
+if TYPE_CHECKING:
+    from stacklo.schema.fx import Portfolio
 
 
 @strawberry.type
@@ -109,6 +112,17 @@ class User(relay.Node):
     async def wallet(self, info: Info, currency: CurrencyCode) -> Wallet | None:
         found = await info.context.loaders.wallets_by_user.load(uuid.UUID(self.id))
         return next((Wallet.of(w) for w in found if w.currency is currency), None)
+
+    @strawberry.field(description="Holdings valued at mid rates in the valuation currency.")
+    async def portfolio(
+        self, info: Info, valuation_currency: CurrencyCode = CurrencyCode.NGN
+    ) -> Annotated[Portfolio, strawberry.lazy("stacklo.schema.fx")]:
+        from stacklo.schema.fx import Portfolio
+
+        found = await info.context.loaders.wallets_by_user.load(uuid.UUID(self.id))
+        return Portfolio.of(
+            await info.context.services.exchange.portfolio(found, valuation_currency)
+        )
 
     @strawberry.field
     async def transactions(

@@ -28,7 +28,7 @@ from stacklo.domain.ledger import (
 )
 from stacklo.domain.models import AccountKind, Wallet, WalletStatus
 from stacklo.domain.money import CurrencyCode, Money
-from stacklo.domain.payments import request_hash
+from stacklo.domain.outcomes import request_hash
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 NGN = CurrencyCode.NGN

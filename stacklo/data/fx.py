@@ -1,0 +1,144 @@
+"""Rate history, quotes, and the latest-rates cache (memory or Redis)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import Row, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from stacklo.data.tables import quotes, rate_ticks
+from stacklo.domain.fx import Pair, Quote, QuoteKind, Snapshot
+from stacklo.domain.money import CurrencyCode, Money
+
+# The feed writes every direct pair at each tick, with one timestamp: the newest tick is the
+# rows at the newest timestamp (two index lookups).
+_LATEST = text(
+    """SELECT base, quote, mid, source, observed_at FROM rate_ticks
+       WHERE observed_at = (SELECT max(observed_at) FROM rate_ticks)"""
+)
+
+
+class Rates:
+    def __init__(self, conn: AsyncConnection):
+        self._conn = conn
+
+    async def add(self, snapshot: Snapshot) -> None:
+        await self._conn.execute(
+            rate_ticks.insert(),
+            [
+                {
+                    "base": pair.base.value,
+                    "quote": pair.quote.value,
+                    "mid": mid,
+                    "source": snapshot.source,
+                    "observed_at": snapshot.at,
+                }
+                for pair, mid in snapshot.mids.items()
+            ],
+        )
+
+    async def latest(self) -> Snapshot | None:
+        rows = (await self._conn.execute(_LATEST)).all()
+        if not rows:
+            return None
+        return Snapshot(
+            {Pair(CurrencyCode(r.base), CurrencyCode(r.quote)): r.mid for r in rows},
+            rows[0].observed_at,
+            rows[0].source,
+        )
+
+
+def _quote(row: Row[Any]) -> Quote:
+    return Quote(
+        id=row.id,
+        user_id=row.user_id,
+        kind=QuoteKind(row.kind),
+        source=Money(row.source_amount, CurrencyCode(row.source_currency)).quantized(),
+        target=Money(row.target_amount, CurrencyCode(row.target_currency)).quantized(),
+        rate=row.rate,
+        fee=Money(row.fee, CurrencyCode(row.source_currency)).quantized(),
+        mid=row.mid,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        used_at=row.used_at,
+        transaction_id=row.transaction_id,
+    )
+
+
+class Quotes:
+    def __init__(self, conn: AsyncConnection):
+        self._conn = conn
+
+    async def add(self, quote: Quote) -> None:
+        await self._conn.execute(
+            quotes.insert().values(
+                id=quote.id,
+                user_id=quote.user_id,
+                kind=quote.kind.value,
+                source_currency=quote.source.currency.value,
+                source_amount=quote.source.amount,
+                target_currency=quote.target.currency.value,
+                target_amount=quote.target.amount,
+                rate=quote.rate,
+                fee=quote.fee.amount,
+                mid=quote.mid,
+                created_at=quote.created_at,
+                expires_at=quote.expires_at,
+            )
+        )
+
+    async def get(self, quote_id: uuid.UUID, *, for_update: bool = False) -> Quote | None:
+        query = select(quotes).where(quotes.c.id == quote_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._conn.execute(query)).first()
+        return _quote(row) if row else None
+
+    async def mark_used(self, quote: Quote) -> None:
+        await self._conn.execute(
+            update(quotes)
+            .where(quotes.c.id == quote.id)
+            .values(used_at=quote.used_at, transaction_id=quote.transaction_id)
+        )
+
+
+class MemoryRateCache:
+    """This process's copy. Entries live ``ttl`` seconds, so a process that does not run the
+    feed itself (``serve --workers N``) reads the database again soon after each tick."""
+
+    def __init__(self, ttl: float = 1.0):
+        self._ttl = ttl
+        self._snapshot: Snapshot | None = None
+        self._until = 0.0
+
+    async def get(self) -> Snapshot | None:
+        return self._snapshot if time.monotonic() < self._until else None
+
+    async def put(self, snapshot: Snapshot) -> None:
+        self._snapshot, self._until = snapshot, time.monotonic() + self._ttl
+
+
+class RedisRateCache:
+    """One key every process reads; the feed writes it after each committed tick."""
+
+    KEY = "stacklo:rates:latest"
+
+    def __init__(self, url: str, ttl: float):
+        from redis.asyncio import Redis
+
+        self._redis = Redis.from_url(url)
+        self._ttl = ttl
+
+    async def get(self) -> Snapshot | None:
+        raw = await self._redis.get(self.KEY)
+        return Snapshot.from_dict(json.loads(raw)) if raw else None
+
+    async def put(self, snapshot: Snapshot) -> None:
+        await self._redis.set(self.KEY, json.dumps(snapshot.to_dict()), px=int(self._ttl * 1000))
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()

@@ -1,0 +1,63 @@
+"""The rate ticker: reads the feed every tick and records it (history, outbox, cache).
+
+Like the relay, any number may run and one leads (its own advisory lock), so ticks are not
+recorded twice. A feed that fails is retried at the next tick; meanwhile the latest rates
+age, and past ``STACKLO_RATE_MAX_AGE_SECONDS`` quotes are refused (PROVIDER_UNAVAILABLE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from prometheus_client import Counter
+
+from stacklo.domain.exchange import Exchange
+from stacklo.domain.ports import Clock, ProviderUnavailable, RateFeed
+from stacklo.observability import log
+from stacklo.realtime.relay import Leadership
+
+TICKS = Counter("stacklo_rate_ticks_total", "Rate feed readings, by outcome.", ["outcome"])
+
+
+class RateTicker:
+    def __init__(self, feed: RateFeed, exchange: Exchange, clock: Clock, *, interval: float):
+        self._feed = feed
+        self._exchange = exchange
+        self._clock = clock
+        self._interval = interval
+
+    async def tick(self) -> bool:
+        """One reading; False when the feed could not answer (logged and counted)."""
+        try:
+            snapshot = await self._feed.fetch(self._clock())
+        except ProviderUnavailable as e:
+            TICKS.labels("unavailable").inc()
+            log.warning("rate_feed_unavailable", feed=self._feed.name, error=str(e))
+            return False
+        await self._exchange.record(snapshot)
+        TICKS.labels("ok").inc()
+        return True
+
+    async def run(self, stop: asyncio.Event, leadership: Leadership) -> None:
+        leading = False
+        try:
+            while not stop.is_set():
+                try:
+                    if not leading or not await leadership.alive():
+                        await leadership.close() if leading else None
+                        leading = await leadership.lead(lambda *_: None)
+                        if leading:
+                            log.info("rate_feed_leading", feed=self._feed.name)
+                    if leading:
+                        await self.tick()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:  # the database blinked: try again next tick
+                    log.warning("rate_feed_error", error=repr(e))
+                    leading = False
+                    await leadership.close()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self._interval)
+        finally:
+            await leadership.close()
