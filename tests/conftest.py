@@ -48,6 +48,8 @@ TEST_ENV = {
     # The API server relays the outbox itself unless a test runs a separate worker.
     "STACKLO_RUN_WORKER_IN_PROCESS": "true",
     "STACKLO_RELAY_POLL_SECONDS": "0.5",
+    # The sandbox rate feed ticks often, so rateUpdated tests do not wait long.
+    "STACKLO_RATE_TICK_SECONDS": "0.5",
 }
 
 

@@ -136,7 +136,8 @@ class Exchange:
         source_amount: Decimal | None,
         target_amount: Decimal | None,
     ) -> Quote:
-        require_kyc_for_crypto(user, Pair(source, target))
+        if Pair(source, target).supported:  # an unsupported pair is INVALID_INPUT, below
+            require_kyc_for_crypto(user, Pair(source, target))
         quote = self.pricing.quote(
             user.id,
             await self.snapshot(),

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -113,7 +114,8 @@ class SandboxRateFeed:
 
     def __init__(self, seed: int = 7, name: str = "sandbox") -> None:
         self.name = name
-        self._random = random.Random(seed)
+        # Reproducible simulation, not secrecy: a seeded PRNG is exactly what is wanted.
+        self._random = random.Random(seed)  # noqa: S311
         self._mids: dict[Pair, Decimal] = dict(SANDBOX_START)
 
     async def fetch(self, now: datetime) -> Snapshot:
@@ -245,7 +247,7 @@ class CoinbaseRateFeed:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._attempts),
             wait=wait_exponential_jitter(
-                initial=self._retry_wait, max=self._retry_max_wait, jitter=self._retry_wait
+                multiplier=self._retry_wait, max=self._retry_max_wait, jitter=self._retry_wait
             ),
             retry=retry_if_exception_type(_Transient),
             before_sleep=before_sleep,
@@ -276,6 +278,11 @@ class CoinbaseRateFeed:
         if isinstance(event, ContextChanged):
             self._circuit_state = event.state
             log.warning("coinbase.circuit", state=event.state)
+
+
+# A plain decimal, optionally with an exponent: no sign, spaces, underscores, NaN or Infinity,
+# all of which Decimal() would otherwise accept.
+_DECIMAL_TEXT: Final = re.compile(r"[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]{1,2})?")
 
 
 def _reject_constant(name: str) -> Any:
@@ -314,13 +321,15 @@ def _rate(code: CurrencyCode, raw: object) -> Decimal:
         raise ProviderUnavailable(
             f"coinbase: the rate for {code.value} is a JSON {type(raw).__name__}, not a string"
         )
-    try:
-        value = Decimal(raw.strip())
-    except InvalidOperation:
+    if not _DECIMAL_TEXT.fullmatch(raw):
         raise ProviderUnavailable(
             f"coinbase: the rate for {code.value} is not a number: {raw[:40]!r}"
-        ) from None
-    if not value.is_finite() or value <= 0:
+        )
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
+        raise ProviderUnavailable(f"coinbase: the rate for {code.value} is unreadable") from None
+    if value <= 0:
         raise ProviderUnavailable(f"coinbase: the rate for {code.value} is not positive: {raw!r}")
     return value
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncGenerator
 
 from stacklo.domain.errors import DomainError, ErrorCode
@@ -13,7 +12,7 @@ from stacklo.realtime.channels import RATES_CHANNEL
 from stacklo.realtime.streams import SlowConsumer
 from stacklo.resolvers.errors import user_errors
 from stacklo.resolvers.realtime import close_slow
-from stacklo.schema.common import decode_global_id
+from stacklo.schema.common import node_uuid
 from stacklo.schema.context import Info
 from stacklo.schema.fx import (
     ConvertInput,
@@ -27,17 +26,6 @@ from stacklo.schema.fx import (
     ReviewKycPayload,
 )
 from stacklo.schema.types import Transaction, User
-
-
-def node_uuid(global_id: str | None, type_name: str) -> uuid.UUID | None:
-    """The UUID inside a global ID of ``type_name``; None for anything else (NOT_FOUND)."""
-    decoded = decode_global_id(global_id, type_name) if global_id else None
-    if decoded is None:
-        return None
-    try:
-        return uuid.UUID(decoded[1])
-    except ValueError:
-        return None
 
 
 def _pairs(pairs: list[CurrencyPairInput] | None) -> list[Pair] | None:

@@ -10,7 +10,7 @@ from stacklo.domain.outcomes import Outcome
 from stacklo.domain.payments import Recipient
 from stacklo.domain.ports import BankAccount
 from stacklo.resolvers.errors import user_errors
-from stacklo.schema.common import UserError, decode_global_id
+from stacklo.schema.common import UserError, node_uuid
 from stacklo.schema.context import Info
 from stacklo.schema.types import (
     FreezeWalletInput,
@@ -27,14 +27,7 @@ from stacklo.schema.types import (
 
 
 def wallet_uuid(global_id: str | None) -> uuid.UUID | None:
-    """The wallet's UUID from its global ID; None for anything else (answered as NOT_FOUND)."""
-    decoded = decode_global_id(global_id, "Wallet") if global_id else None
-    if decoded is None:
-        return None
-    try:
-        return uuid.UUID(decoded[1])
-    except ValueError:
-        return None
+    return node_uuid(global_id, "Wallet")
 
 
 def _errors(outcome: Outcome) -> list[UserError]:
@@ -67,6 +60,7 @@ async def send_money(info: Info, input: SendMoneyInput) -> SendMoneyPayload:
         note=input.note,
         quote_id=input.quote_id,
         meta=info.context.meta,
+        quote_uuid=node_uuid(input.quote_id, "Quote"),
     )
     return SendMoneyPayload(
         transaction=Transaction.of(outcome.transaction), user_errors=_errors(outcome)

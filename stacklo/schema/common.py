@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Generic, NewType, TypeVar
 
@@ -182,3 +183,14 @@ def decode_global_id(value: str, type_name: str | None = None) -> tuple[str, str
     if type_name is not None and gid.type_name != type_name:
         return None
     return gid.type_name, gid.node_id
+
+
+def node_uuid(global_id: str | None, type_name: str) -> uuid.UUID | None:
+    """The UUID inside a global ID of ``type_name``; None for anything else (NOT_FOUND)."""
+    decoded = decode_global_id(global_id, type_name) if global_id else None
+    if decoded is None:
+        return None
+    try:
+        return uuid.UUID(decoded[1])
+    except ValueError:
+        return None
