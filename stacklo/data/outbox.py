@@ -73,7 +73,12 @@ class RelayConnection:
         return True
 
     async def close(self) -> None:
+        """Give up leadership. The connection is discarded, not pooled: a pooled connection
+        would keep the session's advisory lock (and LISTEN), and with it the leadership, for
+        whatever borrowed it next."""
         if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.invalidate()
             with contextlib.suppress(Exception):
                 await self._conn.close()
             self._conn = None
