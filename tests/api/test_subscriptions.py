@@ -425,6 +425,24 @@ async def test_a_transfer_on_instance_a_reaches_a_subscriber_on_b_within_a_secon
     await a.aclose()
 
 
+async def test_the_workers_rate_feed_reaches_every_instance(cluster: dict[str, Any]) -> None:
+    """The worker ticks; instances read the latest rates from Redis and push ticks to
+    rateUpdated subscribers, whichever instance they are on."""
+    a, b = GraphQLHTTP(cluster["a"]), GraphQLHTTP(cluster["b"])
+    query = "{ rates(pairs: [{base: USD, quote: NGN}]) { mid updatedAt source } }"
+    seen_a, seen_b = (await a.data(query))["rates"], (await b.data(query))["rates"]
+    assert seen_a[0]["source"] == seen_b[0]["source"] == "sandbox"
+    user = await sign_up(a)
+    ws_b = cluster["b"].replace("http", "ws", 1) + "/graphql"
+    sub = "subscription { rateUpdated(pairs: [{base: USD, quote: NGN}]) { mid updatedAt } }"
+    async with live(ws_b, user.access, sub) as queue:
+        first = (await next_event(queue, wait=5))["rateUpdated"]
+        second = (await next_event(queue, wait=5))["rateUpdated"]
+    assert second["updatedAt"] > first["updatedAt"]
+    await a.aclose()
+    await b.aclose()
+
+
 async def test_a_relay_killed_before_publishing_delivers_after_restart(
     cluster: dict[str, Any],
 ) -> None:
