@@ -109,12 +109,11 @@ class Relay:
         if not events:
             return 0
         for event in events:
-            # One event's channels are independent, so they go out together; events stay
-            # sequential, which keeps each channel in position order.
+            # One at a time: broadcaster's PostgreSQL backend shares one connection, which
+            # refuses concurrent commands ("another operation is in progress").
             message = json.dumps(event.to_wire())
-            await asyncio.gather(
-                *(self._broadcast.publish(channel, message) for channel in channels_for(event))
-            )
+            for channel in channels_for(event):
+                await self._broadcast.publish(channel, message)
         async with self._uow() as uow:
             await uow.outbox.mark_published(events)
             await uow.commit()

@@ -182,8 +182,11 @@ async def test_only_one_ticker_leads(uow_factory: SqlUnitOfWorkFactory) -> None:
         await second.close()
     # Giving up leadership releases the lock: no pooled connection keeps it.
     async with uow_factory(read_only=True) as uow:
-        held = await uow.rates._conn.execute(  # noqa: SLF001
-            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :k"),
+        held = await uow.rates._conn.execute(
+            text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :k"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            ),
             {"k": RATE_FEED_LOCK},
         )
         assert held.scalar() == 0
