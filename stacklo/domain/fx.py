@@ -229,11 +229,11 @@ class Quote:
         liquidity to the target wallet. Each currency's legs sum to zero."""
         s, t = self.source.currency, self.target.currency
         legs = [
-            Posting(source_wallet, s, -self.source.amount),
+            Posting(source_wallet, s, MONEY_CONTEXT.minus(self.source.amount)),
             Posting(
                 source_liquidity, s, MONEY_CONTEXT.subtract(self.source.amount, self.fee.amount)
             ),
-            Posting(target_liquidity, t, -self.target.amount),
+            Posting(target_liquidity, t, MONEY_CONTEXT.minus(self.target.amount)),
             Posting(target_wallet, t, self.target.amount),
         ]
         if self.fee.amount:

@@ -168,7 +168,7 @@ class Entry:
 
 def transfer_postings(source: uuid.UUID, target: uuid.UUID, amount: Money) -> list[Posting]:
     return [
-        Posting(source, amount.currency, -amount.amount),
+        Posting(source, amount.currency, MONEY_CONTEXT.minus(amount.amount)),
         Posting(target, amount.currency, amount.amount),
     ]
 

@@ -153,4 +153,4 @@ class Money:
         return Money(MONEY_CONTEXT.subtract(self.amount, other.amount), self.currency)
 
     def __neg__(self) -> Money:
-        return Money(-self.amount, self.currency)
+        return Money(MONEY_CONTEXT.minus(self.amount), self.currency)

@@ -38,6 +38,7 @@ from stacklo.domain.models import (
 )
 from stacklo.domain.money import (
     CURRENCIES,
+    MONEY_CONTEXT,
     CurrencyCode,
     CurrencyKind,
     Money,
@@ -538,7 +539,7 @@ class Payments:
                 uow,
                 tx,
                 [
-                    Posting(clearing, tx.currency, -tx.amount),
+                    Posting(clearing, tx.currency, MONEY_CONTEXT.minus(tx.amount)),
                     Posting(tx.target_wallet_id, tx.currency, tx.amount),
                 ],
                 now,
@@ -556,7 +557,12 @@ class Payments:
                 uow,
                 tx,
                 [
-                    Posting(tx.source_wallet_id, tx.currency, -tx.amount, release_hold=tx.amount),
+                    Posting(
+                        tx.source_wallet_id,
+                        tx.currency,
+                        MONEY_CONTEXT.minus(tx.amount),
+                        release_hold=tx.amount,
+                    ),
                     Posting(clearing, tx.currency, tx.amount),
                 ],
                 now,

@@ -178,3 +178,12 @@ def test_request_hash_is_stable_and_sensitive() -> None:
     assert a == request_hash("sendMoney", {"to": ["x", None, None], "amount": "1.00"})
     assert a != request_hash("sendMoney", {"amount": "1.01", "to": ["x", None, None]})
     assert a != request_hash("startDeposit", {"amount": "1.00", "to": ["x", None, None]})
+
+
+def test_a_29_digit_eth_transfer_balances_to_the_wei() -> None:
+    """Negating an amount in Python's default 28-digit context would round this one."""
+    amount = Money(Decimal("10000000000.000000000000000001"), CurrencyCode.ETH)
+    legs = transfer_postings(uuid.uuid4(), uuid.uuid4(), amount)
+    check_balanced(legs)
+    assert legs[0].amount == Decimal("-10000000000.000000000000000001")
+    assert (-amount).amount == legs[0].amount
