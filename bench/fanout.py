@@ -124,7 +124,11 @@ WALLET_SUBSCRIPTION = "subscription { walletUpdated { cursor wallet { id balance
 TRANSACTION_SUBSCRIPTION = (
     "subscription { transactionUpdated { cursor transaction { reference status completedAt } } }"
 )
-WALLET_OP, TRANSACTION_OP = "1", "2"
+RATE_SUBSCRIPTION = (
+    "subscription { rateUpdated(pairs: [{base: USD, quote: NGN}]) "
+    "{ base quote bid ask mid source updatedAt } }"
+)
+WALLET_OP, TRANSACTION_OP, RATE_OP = "1", "2", "3"
 
 
 class BenchError(Exception):
@@ -166,6 +170,8 @@ class Deliveries:
     # (receipt time.time(), subscriber index, reference, status, completedAt)
     transactions: list[tuple[float, int, str, str, str | None]] = field(default_factory=list)
     wallets: list[tuple[float, int]] = field(default_factory=list)
+    # (receipt time.time(), subscriber index, updatedAt as sent)
+    rates: list[tuple[float, int, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     completes: int = 0
     closes: Counter[str] = field(default_factory=Counter)
@@ -558,8 +564,16 @@ async def setup_users(
 # ---------------------------------------------------------------------- subscribers ----
 
 
-async def open_subscriber(sub: Subscriber, deliveries: Deliveries, compression: bool) -> None:
-    """Connect, authenticate in connection_init, wait for the ack, start both subscriptions."""
+def operations(rates: bool) -> list[tuple[str, str]]:
+    """The subscriptions every socket starts: (id, query)."""
+    ops = [(WALLET_OP, WALLET_SUBSCRIPTION), (TRANSACTION_OP, TRANSACTION_SUBSCRIPTION)]
+    return [*ops, (RATE_OP, RATE_SUBSCRIPTION)] if rates else ops
+
+
+async def open_subscriber(
+    sub: Subscriber, deliveries: Deliveries, compression: bool, rates: bool
+) -> None:
+    """Connect, authenticate in connection_init, wait for the ack, start the subscriptions."""
     ws = await connect(
         sub.server.ws_url,
         subprotocols=[PROTOCOL],
@@ -575,10 +589,7 @@ async def open_subscriber(sub: Subscriber, deliveries: Deliveries, compression: 
         reply = json.loads(await asyncio.wait_for(ws.recv(), 60))
         if reply.get("type") != "connection_ack":
             raise BenchError(f"subscriber {sub.index}: expected connection_ack, got {reply}")
-        for op, query in (
-            (WALLET_OP, WALLET_SUBSCRIPTION),
-            (TRANSACTION_OP, TRANSACTION_SUBSCRIPTION),
-        ):
+        for op, query in operations(rates):
             await ws.send(json.dumps({"id": op, "type": "subscribe", "payload": {"query": query}}))
     except BaseException:
         await ws.close()
@@ -603,6 +614,8 @@ async def read(sub: Subscriber, ws: ClientConnection, deliveries: Deliveries) ->
                     )
                 elif message.get("id") == WALLET_OP and data.get("walletUpdated"):
                     deliveries.wallets.append((now, sub.index))
+                elif message.get("id") == RATE_OP and data.get("rateUpdated"):
+                    deliveries.rates.append((now, sub.index, data["rateUpdated"]["updatedAt"]))
                 else:
                     deliveries.errors.append(f"subscriber {sub.index}: {raw[:300]!s}")
             elif kind == "ping":
@@ -618,13 +631,13 @@ async def read(sub: Subscriber, ws: ClientConnection, deliveries: Deliveries) ->
 
 
 async def open_all(
-    subscribers: list[Subscriber], deliveries: Deliveries, compression: bool
+    subscribers: list[Subscriber], deliveries: Deliveries, compression: bool, rates: bool
 ) -> None:
     limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
     async def one(sub: Subscriber) -> None:
         async with limit:
-            await open_subscriber(sub, deliveries, compression)
+            await open_subscriber(sub, deliveries, compression, rates)
 
     async with asyncio.TaskGroup() as group:
         for sub in subscribers:

@@ -16,7 +16,9 @@ import statistics
 import time
 from decimal import Decimal
 
-from stacklo.schema.common import DecimalScalar
+from strawberry.schema.config import StrawberryConfig
+
+from stacklo.schema.common import DECIMAL_SCALAR
 from stacklo.schema.root import ErrorPolicy, Mutation, Query, QuietSchema, observe_operation, schema
 
 TRIVIAL = "query Trivial { __typename }"
@@ -56,7 +58,7 @@ def main() -> None:
     uncached = QuietSchema(
         query=Query,
         mutation=Mutation,
-        scalar_overrides={Decimal: DecimalScalar},  # type: ignore[dict-item]
+        config=StrawberryConfig(auto_camel_case=True, scalar_map={Decimal: DECIMAL_SCALAR}),
         extensions=[ErrorPolicy, observe_operation],
     )
     for name, operation in (("trivial", TRIVIAL), ("dashboard", DASHBOARD)):

@@ -6,7 +6,7 @@ import base64
 import binascii
 import uuid
 from decimal import Decimal, InvalidOperation
-from typing import Generic, NewType, TypeVar
+from typing import Generic, TypeVar
 
 import strawberry
 from graphql import FloatValueNode, IntValueNode, StringValueNode, ValueNode
@@ -55,8 +55,8 @@ def _parse_decimal_literal(node: ValueNode, variables: object = None) -> Decimal
     raise ValueError("Decimal must be a string")
 
 
-DecimalScalar = strawberry.scalar(
-    NewType("DecimalScalar", Decimal),
+# Registered for ``Decimal`` through ``StrawberryConfig.scalar_map`` (schema/root.py).
+DECIMAL_SCALAR = strawberry.scalar(
     name="Decimal",
     description='An exact decimal number, serialised as a string (e.g. "1250.00").',
     serialize=_serialize_decimal,

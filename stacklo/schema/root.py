@@ -20,7 +20,7 @@ from stacklo.resolvers import fx as fx_resolvers
 from stacklo.resolvers import money as money_resolvers
 from stacklo.resolvers import realtime as realtime_resolvers
 from stacklo.resolvers import users as user_resolvers
-from stacklo.schema.common import Connection, Currency, DecimalScalar
+from stacklo.schema.common import DECIMAL_SCALAR, Connection, Currency
 from stacklo.schema.fx import (
     ConvertPayload,
     CreateQuotePayload,
@@ -209,12 +209,12 @@ schema = QuietSchema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    config=StrawberryConfig(auto_camel_case=True),
-    scalar_overrides={Decimal: DecimalScalar},  # type: ignore[dict-item]
+    config=StrawberryConfig(auto_camel_case=True, scalar_map={Decimal: DECIMAL_SCALAR}),
     extensions=[
         ErrorPolicy,
         observe_operation,
-        ParserCache(maxsize=1000),  # type: ignore[list-item]
-        ValidationCache(maxsize=1000),  # type: ignore[list-item]
+        # Factories: the LRU caches live at module level, shared by every request.
+        lambda: ParserCache(maxsize=1000),
+        lambda: ValidationCache(maxsize=1000),
     ],
 )

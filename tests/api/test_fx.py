@@ -15,7 +15,17 @@ import websockets
 
 from tests.api.test_subscriptions import live, next_event
 from tests.conftest import Server
-from tests.helpers import GraphQLHTTP, SignedUp, admin_token, deposit, key, send, sign_up, wallets
+from tests.helpers import (
+    GraphQLHTTP,
+    SignedUp,
+    admin_token,
+    deposit,
+    key,
+    send,
+    settled,
+    sign_up,
+    wallets,
+)
 
 RATES = """query($p: [CurrencyPairInput!]) {
   rates(pairs: $p) { base quote bid ask mid source updatedAt } }"""
@@ -439,3 +449,34 @@ async def test_a_storm_of_conversions_and_cross_currency_sends_keeps_the_ledger_
         timeout=120,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+async def test_a_conversion_is_pushed_to_the_converters_subscriptions(
+    server: Server, client: GraphQLHTTP
+) -> None:
+    user = await funded(client, "20000")
+    await settled(server.database_url)
+    tx_sub = (
+        "subscription { transactionUpdated { transaction { reference kind "
+        "convertedAmount { amount currency } } } }"
+    )
+    wallet_sub = (
+        "subscription { walletUpdated { wallet { currency { code } balance { amount } } } }"
+    )
+    async with (
+        live(server.ws_url, user.access, tx_sub) as txs,
+        live(server.ws_url, user.access, wallet_sub) as balances,
+    ):
+        q = (await quote(client, user, "NGN", "GBP", sourceAmount="5000"))["quote"]
+        done = await convert(client, user, q["id"])
+        event = (await next_event(txs))["transactionUpdated"]["transaction"]
+        assert event == {
+            "reference": done["transaction"]["reference"],
+            "kind": "EXCHANGE",
+            "convertedAmount": q["targetAmount"],
+        }
+        seen = {}
+        while len(seen) < 2:
+            wallet = (await next_event(balances))["walletUpdated"]["wallet"]
+            seen[wallet["currency"]["code"]] = wallet["balance"]["amount"]
+        assert seen == {"NGN": "15000.00", "GBP": q["targetAmount"]["amount"]}
