@@ -185,7 +185,13 @@ async def run_jobs(
         retention=timedelta(days=settings.outbox_retention_days),
     )
     feed = build_rate_feed(settings)
-    ticker = RateTicker(feed, exchange, utcnow, interval=settings.rate_tick_seconds)
+    ticker = RateTicker(
+        feed,
+        exchange,
+        utcnow,
+        interval=settings.rate_tick_seconds,
+        history=timedelta(days=settings.rate_history_days),
+    )
     try:
         await asyncio.gather(
             relay.run(stop, RelayConnection(engine)),

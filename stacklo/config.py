@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     rate_feed_seed: int = 7
     rate_tick_seconds: float = Field(default=2.0, ge=0.05, le=3600)
     rate_max_age_seconds: float = Field(default=60.0, gt=0)
+    rate_history_days: int = Field(default=30, ge=1)
     quote_ttl_seconds: float = Field(default=30.0, gt=0, le=3600)
     fx_spread_bps_fiat: Decimal = Field(default=Decimal(50), ge=0, lt=5000)
     fx_spread_bps_crypto: Decimal = Field(default=Decimal(100), ge=0, lt=5000)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, select, text, update
@@ -40,6 +41,17 @@ class Rates:
                 for pair, mid in snapshot.mids.items()
             ],
         )
+
+    async def prune(self, older_than: datetime, batch: int = 50_000) -> int:
+        """Delete one batch of readings older than ``older_than``; how many went."""
+        result = await self._conn.execute(
+            text(
+                """DELETE FROM rate_ticks WHERE id IN (
+                       SELECT id FROM rate_ticks WHERE observed_at < :cutoff LIMIT :n)"""
+            ),
+            {"cutoff": older_than, "n": batch},
+        )
+        return int(result.rowcount or 0)
 
     async def latest(self) -> Snapshot | None:
         rows = (await self._conn.execute(_LATEST)).all()

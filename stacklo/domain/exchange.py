@@ -107,6 +107,17 @@ class Exchange:
             await uow.commit()
         await self._cache.put(snapshot)
 
+    async def prune_history(self, older_than: datetime) -> int:
+        """Drop readings older than the retention window, a batch per transaction."""
+        total = 0
+        while True:
+            async with self._uow() as uow:
+                gone = await uow.rates.prune(older_than)
+                await uow.commit()
+            total += gone
+            if not gone:
+                return total
+
     async def rates(self, pairs: Sequence[Pair] | None) -> list[ExchangeRate]:
         for n, pair in enumerate(pairs or ()):
             if not pair.supported:

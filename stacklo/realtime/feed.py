@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from datetime import timedelta
 
 from prometheus_client import Counter
 
@@ -21,11 +23,21 @@ TICKS = Counter("stacklo_rate_ticks_total", "Rate feed readings, by outcome.", [
 
 
 class RateTicker:
-    def __init__(self, feed: RateFeed, exchange: Exchange, clock: Clock, *, interval: float):
+    def __init__(
+        self,
+        feed: RateFeed,
+        exchange: Exchange,
+        clock: Clock,
+        *,
+        interval: float,
+        history: timedelta = timedelta(days=30),
+    ):
         self._feed = feed
         self._exchange = exchange
         self._clock = clock
         self._interval = interval
+        self._history = history
+        self._next_prune = 0.0
 
     async def tick(self) -> bool:
         """One reading; False when the feed could not answer (logged and counted)."""
@@ -37,6 +49,11 @@ class RateTicker:
             return False
         await self._exchange.record(snapshot)
         TICKS.labels("ok").inc()
+        if time.monotonic() >= self._next_prune:  # hourly: the history is kept for a window
+            self._next_prune = time.monotonic() + 3600
+            pruned = await self._exchange.prune_history(self._clock() - self._history)
+            if pruned:
+                log.info("rate_history_pruned", ticks=pruned)
         return True
 
     async def run(self, stop: asyncio.Event, leadership: Leadership) -> None:

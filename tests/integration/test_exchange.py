@@ -199,3 +199,28 @@ async def test_only_one_ticker_leads(uow_factory: SqlUnitOfWorkFactory) -> None:
     stop.set()
     await asyncio.wait_for(task, 5)
     assert (await exchange.snapshot()) is not None
+
+
+async def test_the_ticker_prunes_history_past_the_window(
+    uow_factory: SqlUnitOfWorkFactory,
+) -> None:
+    clock = Clock(T0)
+    exchange = Exchange(uow_factory, clock, pricing(), MemoryRateCache())
+    for day in range(5):
+        await exchange.record(Snapshot({Pair(USD, NGN): Decimal(1500 + day)}, clock(), "test"))
+        clock.advance(86_400)
+    ticker = RateTicker(
+        SandboxRateFeed(), exchange, clock, interval=60, history=timedelta(days=2, hours=1)
+    )
+    assert await ticker.tick()  # now T0 + 5 days: readings of days 0, 1 and 2 are too old
+    async with uow_factory(read_only=True) as uow:
+        kept = (
+            (
+                await uow.rates._conn.execute(
+                    text("SELECT observed_at FROM rate_ticks WHERE quote = 'NGN' ORDER BY 1")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert kept == [T0 + timedelta(days=3), T0 + timedelta(days=4), T0 + timedelta(days=5)]
