@@ -159,8 +159,8 @@ def webhook_secret(settings: Settings) -> str:
 
 def build_rate_cache(settings: Settings) -> RateCache:
     if settings.redis_url:
-        return RedisRateCache(settings.redis_url, ttl=settings.rate_max_age_seconds)
-    return MemoryRateCache(ttl=min(1.0, settings.rate_tick_seconds))
+        return RedisRateCache(settings.redis_url, ttl_seconds=settings.rate_max_age_seconds)
+    return MemoryRateCache(ttl_seconds=min(1.0, settings.rate_tick_seconds))
 
 
 def build_exchange(settings: Settings, uow: UnitOfWorkFactory) -> Exchange:
@@ -189,7 +189,7 @@ async def run_jobs(
         feed,
         exchange,
         utcnow,
-        interval=settings.rate_tick_seconds,
+        interval_seconds=settings.rate_tick_seconds,
         history=timedelta(days=settings.rate_history_days),
     )
     try:

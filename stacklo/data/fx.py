@@ -119,11 +119,11 @@ class Quotes:
 
 
 class MemoryRateCache:
-    """This process's copy. Entries live ``ttl`` seconds, so a process that does not run the
+    """This process's copy. Entries live ``ttl_seconds``, so a process that does not run the
     feed itself (``serve --workers N``) reads the database again soon after each tick."""
 
-    def __init__(self, ttl: float = 1.0):
-        self._ttl = ttl
+    def __init__(self, ttl_seconds: float = 1.0):
+        self._ttl = ttl_seconds
         self._snapshot: Snapshot | None = None
         self._until = 0.0
 
@@ -139,11 +139,11 @@ class RedisRateCache:
 
     KEY = "stacklo:rates:latest"
 
-    def __init__(self, url: str, ttl: float):
+    def __init__(self, url: str, ttl_seconds: float):
         from redis.asyncio import Redis
 
         self._redis = Redis.from_url(url)
-        self._ttl = ttl
+        self._ttl = ttl_seconds
 
     async def get(self) -> Snapshot | None:
         raw = await self._redis.get(self.KEY)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from stacklo.domain.errors import Conflict, DomainError, ErrorCode
 from stacklo.domain.fx import (
@@ -24,6 +25,7 @@ from stacklo.domain.fx import (
     value_in,
 )
 from stacklo.domain.ledger import (
+    Posting,
     Transaction,
     TransactionStatus,
     apply_postings,
@@ -56,14 +58,45 @@ async def spend_quote(
     return quote
 
 
-async def fx_accounts(uow: UnitOfWork, quote: Quote) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
-    """(fees in the source currency, FX liquidity in source, FX liquidity in target)."""
+async def quote_legs(
+    uow: UnitOfWork, quote: Quote, source: uuid.UUID, target: uuid.UUID
+) -> list[Posting]:
+    """The quote's linked legs between two wallets, through the fee and FX liquidity accounts."""
     s, t = quote.source.currency, quote.target.currency
-    return (
+    return quote.conversion_postings(
+        source,
+        target,
         await uow.ledger.platform_account(AccountKind.FEES, s),
         await uow.ledger.platform_account(AccountKind.FX_LIQUIDITY, s),
         await uow.ledger.platform_account(AccountKind.FX_LIQUIDITY, t),
     )
+
+
+def quoted(quote: Quote) -> dict[str, Any]:
+    """What a transaction priced by ``quote`` records (``Transaction.start`` fields)."""
+    return {
+        "fee": quote.fee.amount,
+        "converted_currency": quote.target.currency,
+        "converted_amount": quote.target.amount,
+        "exchange_rate": quote.rate,
+        "metadata": {"quote_id": str(quote.id), "mid": format(quote.mid, "f")},
+    }
+
+
+def quote_audit(quote: Quote) -> dict[str, str]:
+    return {
+        "quote_id": str(quote.id),
+        "source": f"{quote.source.amount} {quote.source.currency.value}",
+        "target": f"{quote.target.amount} {quote.target.currency.value}",
+        "fee": f"{quote.fee.amount} {quote.fee.currency.value}",
+        "rate": format(quote.rate, "f"),
+    }
+
+
+async def mark_spent(uow: UnitOfWork, quote: Quote, tx: Transaction, now: datetime) -> None:
+    """Call after the transaction is written (the quote points at it)."""
+    quote.used_at, quote.transaction_id = now, tx.id
+    await uow.quotes.mark_used(quote)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,10 +221,8 @@ class Exchange:
                     ("input", "quoteId"),
                 )
             target = await self._target_wallet(uow, user, t, now, meta)
-            fees, source_pool, target_pool = await fx_accounts(uow, quote)
-            locked = await uow.ledger.lock_wallets(
-                [source.id, target.id, fees, source_pool, target_pool]
-            )
+            postings = await quote_legs(uow, quote, source.id, target.id)
+            locked = await uow.ledger.lock_wallets([p.wallet_id for p in postings])
             ensure_can_send(locked[source.id], ("input", "quoteId"))
             tx = Transaction.start(
                 quote.kind.transaction_kind,
@@ -201,21 +232,13 @@ class Exchange:
                 initiator_id=user.id,
                 source_wallet_id=source.id,
                 target_wallet_id=target.id,
-                fee=quote.fee.amount,
-                converted_currency=t,
-                converted_amount=quote.target.amount,
-                exchange_rate=quote.rate,
                 description=f"{s.value} to {t.value}",
-                metadata={"quote_id": str(quote.id), "mid": format(quote.mid, "f")},
+                **quoted(quote),
             )
-            entries = apply_postings(
-                locked,
-                quote.conversion_postings(source.id, target.id, fees, source_pool, target_pool),
-            )
+            entries = apply_postings(locked, postings)
             await uow.ledger.save_wallets(list(locked.values()))
             await uow.ledger.add(tx, entries)
-            quote.used_at, quote.transaction_id = now, tx.id
-            await uow.quotes.mark_used(quote)
+            await mark_spent(uow, quote, tx, now)
             await uow.audit.record(
                 audit(
                     "conversion.completed",
@@ -223,11 +246,7 @@ class Exchange:
                     actor_id=user.id,
                     target_type="Transaction",
                     target_id=tx.reference,
-                    quote_id=str(quote.id),
-                    source=f"{quote.source.amount} {s.value}",
-                    target=f"{quote.target.amount} {t.value}",
-                    fee=f"{quote.fee.amount} {s.value}",
-                    rate=format(quote.rate, "f"),
+                    **quote_audit(quote),
                 )
             )
             outcome = Outcome(tx)

@@ -15,7 +15,7 @@ from datetime import datetime, time
 from decimal import Decimal
 
 from stacklo.domain.errors import DomainError, ErrorCode
-from stacklo.domain.exchange import fx_accounts, spend_quote
+from stacklo.domain.exchange import mark_spent, quote_audit, quote_legs, quoted, spend_quote
 from stacklo.domain.ledger import (
     Posting,
     Transaction,
@@ -214,13 +214,11 @@ class Payments:
                     "You cannot send money to the same wallet.",
                     ("input", "to"),
                 )
-            if quote is None:
-                postings = transfer_postings(source.id, target.id, amount)
-            else:
-                fees, source_pool, target_pool = await fx_accounts(uow, quote)
-                postings = quote.conversion_postings(
-                    source.id, target.id, fees, source_pool, target_pool
-                )
+            postings = (
+                transfer_postings(source.id, target.id, amount)
+                if quote is None
+                else await quote_legs(uow, quote, source.id, target.id)
+            )
             locked = await uow.ledger.lock_wallets([p.wallet_id for p in postings])
             ensure_can_send(locked[source.id])
             await self._check_limit(uow, user, amount)
@@ -233,19 +231,13 @@ class Payments:
                 source_wallet_id=source.id,
                 target_wallet_id=target.id,
                 description=description,
+                **(quoted(quote) if quote else {}),
             )
-            if quote is not None:
-                tx.fee = quote.fee.amount
-                tx.converted_currency = quote.target.currency
-                tx.converted_amount = quote.target.amount
-                tx.exchange_rate = quote.rate
-                tx.metadata["quote_id"] = str(quote.id)
             entries = apply_postings(locked, postings)
             await uow.ledger.save_wallets(list(locked.values()))
             await uow.ledger.add(tx, entries)
             if quote is not None:
-                quote.used_at, quote.transaction_id = now, tx.id
-                await uow.quotes.mark_used(quote)
+                await mark_spent(uow, quote, tx, now)
             await uow.audit.record(
                 audit(
                     "transfer.completed",
@@ -255,15 +247,7 @@ class Payments:
                     target_id=tx.reference,
                     amount=str(amount.amount),
                     currency=amount.currency.value,
-                    **(
-                        {
-                            "quote_id": str(quote.id),
-                            "received": f"{quote.target.amount} {quote.target.currency.value}",
-                            "fee": str(quote.fee.amount),
-                        }
-                        if quote
-                        else {}
-                    ),
+                    **(quote_audit(quote) if quote else {}),
                 )
             )
             outcome = Outcome(tx)

@@ -29,13 +29,13 @@ class RateTicker:
         exchange: Exchange,
         clock: Clock,
         *,
-        interval: float,
+        interval_seconds: float,
         history: timedelta = timedelta(days=30),
     ):
         self._feed = feed
         self._exchange = exchange
         self._clock = clock
-        self._interval = interval
+        self._interval = interval_seconds
         self._history = history
         self._next_prune = 0.0
 

@@ -29,19 +29,17 @@ import hashlib
 import html
 import json
 import re
-import socket
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Literal, Self, TypeGuard
+from typing import Any, Literal, TypeGuard
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.threaded import ThreadedServer
 
 Mode = Literal["ok", "error500", "slow", "reject", "status_false"]
 Handler = Callable[[dict[str, Any], str], Awaitable[Response]]
@@ -93,10 +91,13 @@ def _text(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and bool(value.strip())
 
 
-class FakePaystack:
+class FakePaystack(ThreadedServer):
     """The fake server; ``start()``/``stop()`` or use it as a context manager."""
 
+    label = "fake Paystack"
+
     def __init__(self, secret_key: str = "sk_test_fake", *, slow_seconds: float = 2.0) -> None:
+        super().__init__()
         self.secret_key = secret_key
         self.slow_seconds = slow_seconds
         self.mode: Mode = "ok"
@@ -105,12 +106,6 @@ class FakePaystack:
         self._fail_next = 0
         self._fail_path: str | None = None
         self._state = _State()
-        # Set (from the test thread) on stop, so "slow" handlers end and shutdown is quick.
-        self._stop_event: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._port = 0
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "/transaction/initialize"): self._initialize,
             ("POST", "/transferrecipient"): self._recipient,
@@ -124,12 +119,6 @@ class FakePaystack:
         )
 
     # ------------------------------------------------------------------ controls
-
-    @property
-    def base_url(self) -> str:
-        if not self._port:
-            raise RuntimeError("the fake Paystack is not started")
-        return f"http://127.0.0.1:{self._port}"
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -164,66 +153,7 @@ class FakePaystack:
             self._requests.clear()
             self._state = _State()
 
-    def start(self) -> None:
-        # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted connections only when
-        # the listening socket says it is TCP; with proto 0 each response waits ~40 ms for the
-        # client's delayed ACK (Nagle).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            loop="asyncio",
-            timeout_graceful_shutdown=2,
-        )
-        server = uvicorn.Server(config)
-        self._server = server
-        self._stop_event = None
-        self._loop = None
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="fake-paystack", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the fake Paystack did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop_event is not None:
-            self._loop.call_soon_threadsafe(self._stop_event.set)
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # ------------------------------------------------------------------ HTTP
-
-    def _stopped(self) -> asyncio.Event:
-        """The stop event, created on the server's own loop (it runs in the server thread)."""
-        if self._stop_event is None:
-            self._loop = asyncio.get_running_loop()
-            self._stop_event = asyncio.Event()
-        return self._stop_event
 
     async def _dispatch(self, request: Request) -> Response:
         raw = await request.body()

@@ -28,18 +28,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import threading
-import time
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.threaded import ThreadedServer
 
 Mode = Literal[
     "ok",
@@ -77,10 +75,13 @@ class RecordedRequest:
     query: dict[str, str]
 
 
-class FakeCoinbase:
+class FakeCoinbase(ThreadedServer):
     """The fake server; ``start()``/``stop()`` or use it as a context manager."""
 
+    label = "fake Coinbase"
+
     def __init__(self, *, slow_seconds: float = 2.0) -> None:
+        super().__init__()
         self.slow_seconds = slow_seconds
         self.mode: Mode = "ok"
         self.rates: dict[str, str] = dict(DEFAULT_RATES)
@@ -89,21 +90,9 @@ class FakeCoinbase:
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._fail_next = 0
-        # Set (from the test thread) on stop, so "slow" handlers end and shutdown is quick.
-        self._stop_event: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._port = 0
         self.app = Starlette(routes=[Route("/{path:path}", self._dispatch, methods=["GET"])])
 
     # ------------------------------------------------------------------ controls
-
-    @property
-    def base_url(self) -> str:
-        if not self._port:
-            raise RuntimeError("the fake Coinbase is not started")
-        return f"http://127.0.0.1:{self._port}"
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -128,65 +117,7 @@ class FakeCoinbase:
             self._fail_next = 0
             self._requests.clear()
 
-    def start(self) -> None:
-        # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say they are TCP;
-        # without it each answer waits ~40 ms for the client's delayed ACK.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            loop="asyncio",
-            timeout_graceful_shutdown=2,
-        )
-        server = uvicorn.Server(config)
-        self._server = server
-        self._stop_event = None
-        self._loop = None
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="fake-coinbase", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the fake Coinbase did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop_event is not None:
-            self._loop.call_soon_threadsafe(self._stop_event.set)
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # ------------------------------------------------------------------ HTTP
-
-    def _stopped(self) -> asyncio.Event:
-        """The stop event, created on the server's own loop (it runs in the server thread)."""
-        if self._stop_event is None:
-            self._loop = asyncio.get_running_loop()
-            self._stop_event = asyncio.Event()
-        return self._stop_event
 
     async def _dispatch(self, request: Request) -> Response:
         path = request.url.path

@@ -97,7 +97,7 @@ async def funded_user(uow_factory: SqlUnitOfWorkFactory, amount: str) -> tuple[U
 @pytest.fixture
 async def setup(uow_factory: SqlUnitOfWorkFactory) -> tuple[Exchange, Clock]:
     clock = Clock(T0)
-    exchange = Exchange(uow_factory, clock, pricing(), MemoryRateCache(ttl=3600))
+    exchange = Exchange(uow_factory, clock, pricing(), MemoryRateCache(ttl_seconds=3600))
     await exchange.record(snapshot(T0))
     return exchange, clock
 
@@ -148,7 +148,7 @@ async def test_the_ticker_records_history_and_an_outbox_event_per_tick(
 ) -> None:
     clock = Clock(T0)
     exchange = Exchange(uow_factory, clock, pricing(), MemoryRateCache())
-    ticker = RateTicker(SandboxRateFeed(seed=3), exchange, clock, interval=60)
+    ticker = RateTicker(SandboxRateFeed(seed=3), exchange, clock, interval_seconds=60)
     for _ in range(3):
         assert await ticker.tick()
         clock.advance(2)
@@ -191,7 +191,7 @@ async def test_only_one_ticker_leads(uow_factory: SqlUnitOfWorkFactory) -> None:
         )
         assert held.scalar() == 0
     stop = asyncio.Event()
-    ticker = RateTicker(SandboxRateFeed(), exchange, clock, interval=0.05)
+    ticker = RateTicker(SandboxRateFeed(), exchange, clock, interval_seconds=0.05)
     task = asyncio.create_task(
         ticker.run(stop, RelayConnection(uow_factory.engine, RATE_FEED_LOCK, listen=None))
     )
@@ -210,7 +210,7 @@ async def test_the_ticker_prunes_history_past_the_window(
         await exchange.record(Snapshot({Pair(USD, NGN): Decimal(1500 + day)}, clock(), "test"))
         clock.advance(86_400)
     ticker = RateTicker(
-        SandboxRateFeed(), exchange, clock, interval=60, history=timedelta(days=2, hours=1)
+        SandboxRateFeed(), exchange, clock, interval_seconds=60, history=timedelta(days=2, hours=1)
     )
     assert await ticker.tick()  # now T0 + 5 days: readings of days 0, 1 and 2 are too old
     async with uow_factory(read_only=True) as uow:
