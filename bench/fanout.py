@@ -3,26 +3,29 @@
     .venv/bin/python bench/fanout.py [--subscribers 1000] [--publishers 4] [--seconds 20] \\
         [--two-servers] [--admin-dsn postgresql://postgres@127.0.0.1:5432/postgres] \\
         [--redis-url redis://127.0.0.1:6379/5] [--broker memory|redis] [--no-compression] \\
-        [--csv receipts.csv]
+        [--tick-seconds 1.0 | --no-rates] [--csv receipts.csv]
 
 What is measured, and why: a wallet app keeps a subscription open on every phone that has the
 app in the foreground, so the server must hold many mostly idle sockets cheaply and still push
-each ledger change to the right few of them quickly.
+each ledger change to the right few of them quickly, and each rate tick to all of them.
 
 The script creates a scratch database on the ``--admin-dsn`` server, migrates it and starts
-its own ``stacklo serve`` (cheap Argon2: sign-up is setup, not what is measured). S users are
-signed up and funded through the public API (signUp, startDeposit, the sandbox payment page),
-20 requests at a time. Each user then opens one WebSocket (``graphql-transport-ws``,
-authenticated in ``connection_init``) with two subscriptions, ``walletUpdated`` and
-``transactionUpdated``: S sockets, 2 S subscriptions.
+its own ``stacklo serve`` (cheap Argon2: sign-up is setup, not what is measured), whose
+sandbox rate feed ticks every ``--tick-seconds`` (``STACKLO_RATE_TICK_SECONDS``, default 1 s
+here). S users are signed up and funded through the public API (signUp, startDeposit, the
+sandbox payment page), 20 requests at a time. Each user then opens one WebSocket
+(``graphql-transport-ws``, authenticated in ``connection_init``) with three subscriptions,
+``walletUpdated``, ``transactionUpdated`` and ``rateUpdated(pairs: [{base: USD, quote: NGN}])``:
+S sockets, 3 S subscriptions. ``--no-rates`` leaves ``rateUpdated`` out (2 S subscriptions, no
+rate figures, the server's default tick unless ``--tick-seconds`` is given), as before ticks.
 
 - Memory per idle connection: the server's VmRSS (``/proc/<pid>/status``; with one uvicorn
   worker the ``stacklo serve`` process is the server) after warm-up and before the sockets
-  open, and again once the server's ``stacklo_subscriptions_active`` gauge shows all 2 S
+  open, and again once the server's ``stacklo_subscriptions_active`` gauge shows all 3 S
   subscriptions and they have been idle for 3 s; (after - before) / S. It includes everything
   a socket costs there: the uvicorn protocol, the permessage-deflate state the client asked
   for (as browsers do; ``--no-compression`` to compare), strawberry's per-operation tasks,
-  the broadcast subscription queues.
+  the broadcast subscription queues. "Idle" means no transfers: rate ticks keep arriving.
 - Delivery: ``sendMoney`` (1.00, ``to: {walletId}``) between random pairs of the subscribed
   users for T seconds, offered at R transfers/s on a fixed schedule with at most P in flight
   (``--rate 0``: P clients back to back, which measures a saturated server, where latency
@@ -32,17 +35,29 @@ authenticated in ``connection_init``) with two subscriptions, ``walletUpdated`` 
   just before its commit, so the figure slightly overstates) against the subscriber's
   ``time.time()`` when the message is read, on the same machine. Printed: p50/p90/p99/max,
   events/s (every ``next`` message received by any subscriber inside the publishing window,
-  divided by its length), and, after a drain of up to 15 s, lost and duplicated deliveries
-  (every completed transfer must reach both parties on both subscriptions).
+  rate ticks included, divided by its length), and, after a drain of up to 15 s, lost and
+  duplicated deliveries (every completed transfer must reach both parties on both
+  subscriptions).
+- Rate ticks: meanwhile the feed ticks on its own; each tick goes through the outbox and the
+  relay to every socket (one ``rateUpdated`` per tick per socket). Latency is commit to
+  receipt again: ``updatedAt`` (the tick's timestamp, set just before its commit) against
+  ``time.time()`` at receipt, kept apart from the transfer figures. The ticks counted are
+  the distinct ``updatedAt`` values stamped inside the publishing window that any socket
+  received (cross-checked against the server's ``rate_ticks`` history: a recorded tick that
+  reached nobody is lost on every socket); every socket must receive each of them exactly
+  once: the rest are lost (and the sockets that missed some are counted), repeats duplicates.
 
 With ``--two-servers`` two ``stacklo serve`` processes and one ``stacklo worker`` (the outbox
 relay) share the database and Redis; the servers do not run the relay themselves. Half of the
 subscribers connect to each server, the publishers go through the first one only, so half of
-the deliveries cross Redis from one process to the other. Alone, one server runs the relay
-in-process and fans out in memory (``--broker redis`` to go through Redis there as well).
+the deliveries cross Redis from one process to the other; the worker also runs the rate
+ticker, so every tick crosses Redis to both servers. Alone, one server runs the relay and the
+ticker in-process and fans out in memory (``--broker redis`` to go through Redis there as
+well).
 
 The client, the servers and PostgreSQL share the machine's CPUs: on a small machine the
-latency includes the client's own time to read 2 S sockets, and is an upper bound.
+latency includes the client's own time to read S sockets (each tick is S messages at once),
+and is an upper bound.
 Targets: S = 1000, p99 < 250 ms, < 100 KB per idle connection.
 """
 
@@ -52,6 +67,7 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import functools
 import json
 import math
 import os
@@ -323,6 +339,7 @@ class Cluster:
     worker: asyncio.subprocess.Process | None
     logs: list[Path]
     broker: str
+    dsn: str
 
 
 @contextlib.asynccontextmanager
@@ -332,6 +349,8 @@ async def started_cluster(args: argparse.Namespace) -> AsyncIterator[Cluster]:
     async with scratch_database(args.admin_dsn, "stacklo_fanout") as dsn:
         with tempfile.TemporaryDirectory(prefix="stacklo-fanout-") as tmp:
             env = base_env(dsn, tmp, redis_url)
+            if args.tick_seconds is not None:  # for the ticker, in serve or in the worker
+                env["STACKLO_RATE_TICK_SECONDS"] = f"{args.tick_seconds:g}"
             migrate_log = Path(tmp) / "migrate.log"
             migrate = await spawn(env, migrate_log, "migrate")
             if await migrate.wait() != 0:
@@ -368,7 +387,7 @@ async def started_cluster(args: argparse.Namespace) -> AsyncIterator[Cluster]:
                     f"database {redacted(dsn)}",
                     flush=True,
                 )
-                yield Cluster(servers, worker, logs, broker)
+                yield Cluster(servers, worker, logs, broker, dsn)
             except BaseException:
                 for log in logs:
                     print(f"{log.name} (tail):\n{log_tail(log)}", file=sys.stderr)
@@ -825,6 +844,72 @@ def match(transfers: Transfers, deliveries: Deliveries) -> Matched:
     )
 
 
+@functools.cache
+def tick_time(updated_at: str) -> float:
+    """A rateUpdated ``updatedAt`` (the tick's timestamp) as epoch seconds."""
+    return datetime.fromisoformat(updated_at).timestamp()
+
+
+def rate_receipts(deliveries: Deliveries) -> tuple[dict[tuple[str, int], float], int]:
+    """First receipt time per (updatedAt, subscriber), and how many receipts repeated one."""
+    first: dict[tuple[str, int], float] = {}
+    duplicates = 0
+    for received_at, index, updated_at in deliveries.rates:
+        key = (updated_at, index)
+        if key in first:
+            duplicates += 1
+        else:
+            first[key] = received_at
+    return first, duplicates
+
+
+def window_ticks(first: dict[tuple[str, int], float], start: float, end: float) -> set[str]:
+    """The ticks (updatedAt values) stamped inside the window that any subscriber received."""
+    return {updated for updated, _ in first if start <= tick_time(updated) <= end}
+
+
+async def recorded_ticks(dsn: str, start: float, end: float) -> int:
+    """Ticks the server wrote to its rate history inside the window (cross-check)."""
+    conn = await asyncpg.connect(plain_dsn(dsn))
+    try:
+        count = await conn.fetchval(
+            "SELECT count(DISTINCT observed_at) FROM rate_ticks "
+            "WHERE observed_at BETWEEN $1 AND $2",
+            datetime.fromtimestamp(start, UTC),
+            datetime.fromtimestamp(end, UTC),
+        )
+    finally:
+        await conn.close()
+    return int(count)
+
+
+@dataclass
+class RateMatched:
+    ticks: int  # distinct updatedAt inside the window, seen by any subscriber
+    recorded: int  # ticks the server recorded inside the window
+    latencies: list[float]  # first receipt of each (window tick, socket)
+    expected: int  # max(ticks, recorded) x sockets
+    duplicates: int  # repeated (tick, socket) receipts, any tick
+    short: dict[int, int]  # socket -> window ticks it did not receive
+
+    @property
+    def lost(self) -> int:
+        return self.expected - len(self.latencies)
+
+
+def match_rates(
+    deliveries: Deliveries, sockets: int, start: float, end: float, recorded: int
+) -> RateMatched:
+    """Every tick stamped inside the window once to every socket; latency from first receipt."""
+    first, duplicates = rate_receipts(deliveries)
+    ticks = window_ticks(first, start, end)
+    latencies = [at - tick_time(u) for (u, _), at in first.items() if u in ticks]
+    everyone = max(len(ticks), recorded)  # a recorded tick nobody received: lost everywhere
+    got = Counter(index for updated, index in first if updated in ticks)
+    short = {i: everyone - got[i] for i in range(sockets) if got[i] < everyone}
+    return RateMatched(len(ticks), recorded, latencies, everyone * sockets, duplicates, short)
+
+
 def write_csv(path: Path, matched: Matched, subscribers: list[Subscriber]) -> None:
     """One row per transactionUpdated receipt, for looking at the tail over time."""
     with path.open("w", newline="") as out:
@@ -847,6 +932,7 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> int:
     publisher_base = servers[0].base
     limits = httpx.Limits(max_connections=SETUP_CONCURRENCY + args.publishers)
     deliveries = Deliveries()
+    per_socket = len(operations(args.rates))  # subscriptions on each socket
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
         users = await setup_users(client, servers, args)
         subscribers = [Subscriber(i, u, servers[i % len(servers)]) for i, u in enumerate(users)]
@@ -855,8 +941,8 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> int:
         # Warm-up: one socket per server through the whole path, then closed, so the code
         # that runs for the first connection only is not counted per connection.
         warm = [Subscriber(-1, users[i], s) for i, s in enumerate(servers)]
-        await open_all(warm, Deliveries(), args.compression)
-        await wait_subscribed(client, servers, {s.name: 2 for s in servers})
+        await open_all(warm, Deliveries(), args.compression, args.rates)
+        await wait_subscribed(client, servers, {s.name: per_socket for s in servers})
         await close_all(warm, Deliveries())
         await wait_gauge_zero(client, servers)
         await asyncio.sleep(1)
@@ -864,15 +950,15 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> int:
 
         print(f"opening {len(subscribers)} sockets ({dict(per_server)})...", flush=True)
         started = time.perf_counter()
-        await open_all(subscribers, deliveries, args.compression)
+        await open_all(subscribers, deliveries, args.compression, args.rates)
         opened = time.perf_counter() - started
-        await wait_subscribed(client, servers, {n: 2 * c for n, c in per_server.items()})
+        await wait_subscribed(client, servers, {n: per_socket * c for n, c in per_server.items()})
         subscribed = time.perf_counter() - started
         await asyncio.sleep(IDLE_SECONDS)
         after = {s.name: rss_kib(s.process.pid) for s in servers}
         print(
             f"{len(subscribers)} sockets open and acked in {opened:.1f} s, "
-            f"{2 * len(subscribers)} subscriptions active after {subscribed:.1f} s",
+            f"{per_socket * len(subscribers)} subscriptions active after {subscribed:.1f} s",
             flush=True,
         )
 
@@ -896,24 +982,39 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> int:
         busy_ticks, total_ticks = (a - b for a, b in zip(machine_ticks(), machine, strict=True))
         cpu = {n: cpu_seconds(p) - cpu_before[n] for n, p in pids.items()}
         ok = len(transfers.sent)
+        # Ticks stamped in the window: the server's count now, and whatever the subscribers
+        # receive later (a tick stamped just before the end may commit after this query).
+        recorded = await recorded_ticks(cluster.dsn, window_start, window_end) if args.rates else 0
         drain_start = time.perf_counter()
         while time.perf_counter() - drain_start < DRAIN_SECONDS:
             if len(deliveries.transactions) >= 2 * ok and len(deliveries.wallets) >= 2 * ok:
-                break
+                if not args.rates:
+                    break
+                first, _ = rate_receipts(deliveries)
+                ticks = window_ticks(first, window_start, window_end)
+                got = sum(u in ticks for u, _ in first)
+                if got >= max(len(ticks), recorded) * len(subscribers):
+                    break
             await asyncio.sleep(0.1)
         drained = time.perf_counter() - drain_start
         gc_lines = {srv.name: await gc_pauses(client, srv) for srv in servers}
         await close_all(subscribers, deliveries)
 
+    s = len(subscribers)
     matched = match(transfers, deliveries)
+    if args.rates:
+        recorded = await recorded_ticks(cluster.dsn, window_start, window_end)
+    rated = match_rates(deliveries, s, window_start, window_end, recorded)
     if args.csv:
         write_csv(args.csv, matched, subscribers)
-    in_window = sum(window_start <= t[0] <= window_end for t in deliveries.transactions) + sum(
-        window_start <= w[0] <= window_end for w in deliveries.wallets
-    )
+    in_window_transfer = sum(
+        window_start <= t[0] <= window_end for t in deliveries.transactions
+    ) + sum(window_start <= w[0] <= window_end for w in deliveries.wallets)
+    in_window_rate = sum(window_start <= r[0] <= window_end for r in deliveries.rates)
+    in_window = in_window_transfer + in_window_rate
     window = window_end - window_start
-    s = len(subscribers)
     p99 = percentile(matched.latencies, 99)
+    tick_every = f"a tick every {args.tick_seconds:g} s" if args.rates else ""
 
     print()
     print("== fan-out ==")
@@ -922,7 +1023,7 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> int:
         f"relay {'stacklo worker' if cluster.worker else 'in-process'}, fan-out {cluster.broker}"
     )
     print(
-        f"subscribers           {s} sockets, {2 * s} subscriptions "
+        f"subscribers           {s} sockets, {per_socket * s} subscriptions "
         f"({', '.join(f'{n}: {c}' for n, c in sorted(per_server.items()))}) "
         f"(target S = {TARGET_SUBSCRIBERS}: {met(s >= TARGET_SUBSCRIBERS)})"
     )
@@ -962,9 +1063,20 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> int:
         f"over {len(matched.latencies)} transactionUpdated "
         f"(target p99 < {TARGET_P99_MS:.0f} ms: {met(p99 < TARGET_P99_MS)})"
     )
+    if args.rates:
+        print(
+            f"rate ticks            commit->receipt ms {latency_line(rated.latencies)} "
+            f"over {len(rated.latencies)} deliveries ({rated.ticks} ticks x {s} sockets), "
+            f"{tick_every}"
+        )
+    split = (
+        f" ({in_window_transfer} transfer events + {in_window_rate} rateUpdated)"
+        if args.rates
+        else ""
+    )
     print(
-        f"delivered             {in_window} next messages in the {window:.2f} s window: "
-        f"{in_window / window:.1f} events/s"
+        f"delivered             {in_window} next messages{split} in the {window:.2f} s window: "
+        f"{in_window / window:.1f} events/s{' (rate ticks included)' if args.rates else ''}"
     )
     print(
         f"transactionUpdated    {matched.received} of {matched.expected} expected "
@@ -977,8 +1089,17 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> int:
         f"walletUpdated         {len(deliveries.wallets)} deliveries of {2 * ok} expected "
         f"(2 per transfer)"
     )
+    if args.rates:
+        print(
+            f"rateUpdated           {len(rated.latencies)} of {rated.expected} expected "
+            f"({rated.ticks} ticks stamped in the window reached a subscriber, the server "
+            f"recorded {rated.recorded}): lost {rated.lost} "
+            f"({len(rated.short)} sockets missed some), duplicates {rated.duplicates}"
+        )
     if matched.missing:
         print(f"  missing e.g.        {matched.missing[:5]} (reference, subscriber)")
+    if rated.short:
+        print(f"  short e.g.          {sorted(rated.short.items())[:5]} (subscriber, ticks missed)")
     closes = {k: v for k, v in deliveries.closes.items() if v}
     if closes or deliveries.errors or deliveries.completes:
         print(
@@ -1012,10 +1133,17 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> int:
     )
     print(
         f"- commit->receipt ms {latency_line(matched.latencies)}; "
-        f"{in_window / window:.0f} events/s; idle connection {kb}; lost {lost}."
+        f"{in_window / window:.0f} events/s{' (rate ticks included)' if args.rates else ''}; "
+        f"idle connection {kb}; lost {lost}."
     )
+    if args.rates:
+        print(
+            f"- rate ticks, {tick_every}: commit->receipt ms {latency_line(rated.latencies)} "
+            f"over {len(rated.latencies)} deliveries ({rated.ticks} ticks x {s} sockets); "
+            f"lost {rated.lost}, duplicates {rated.duplicates}."
+        )
     print("----")
-    return 1 if lost or closes or problems else 0
+    return 1 if lost or rated.lost or closes or problems else 0
 
 
 async def wait_gauge_zero(client: httpx.AsyncClient, servers: list[Server]) -> None:
@@ -1061,6 +1189,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--csv", type=Path, help="write every transactionUpdated receipt and its latency here"
     )
+    parser.add_argument(
+        "--tick-seconds",
+        type=float,
+        help="STACKLO_RATE_TICK_SECONDS for the servers and the worker (default 1; with "
+        "--no-rates the server's own default unless given)",
+    )
+    parser.add_argument(
+        "--no-rates",
+        dest="rates",
+        action="store_false",
+        help="no rateUpdated subscriptions and no rate figures",
+    )
     parser.add_argument("--currency", default="NGN")
     parser.add_argument("--funding", default="1000", help="deposited into every wallet")
     args = parser.parse_args(argv)
@@ -1068,6 +1208,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--subscribers must be at least 2 (4 with --two-servers)")
     if args.publishers < 1 or args.seconds <= 0:
         parser.error("--publishers must be at least 1 and --seconds positive")
+    if args.tick_seconds is None and args.rates:
+        args.tick_seconds = 1.0
+    if args.tick_seconds is not None and not 0.05 <= args.tick_seconds <= 3600:
+        parser.error("--tick-seconds must be between 0.05 and 3600 (the server's bounds)")
     return args
 
 

@@ -8,7 +8,8 @@ two concurrent executions of one quote serialise and exactly one wins.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -118,6 +119,9 @@ class Exchange:
         self._clock = clock
         self.pricing = pricing
         self._cache = cache
+        self._tick_cache: OrderedDict[tuple[int, tuple[Pair, ...] | None], list[ExchangeRate]] = (
+            OrderedDict()
+        )
 
     # ---------------------------------------------------------------- rates
 
@@ -165,6 +169,20 @@ class Exchange:
                 ErrorCode.PROVIDER_UNAVAILABLE, "No exchange rates yet; try again shortly."
             )
         return self.rates_from(snapshot, pairs)
+
+    def tick_rates(
+        self, tick: int, payload: Mapping[str, Any], pairs: Sequence[Pair] | None
+    ) -> list[ExchangeRate]:
+        """A rate tick's rates for ``pairs``, priced once per tick and pair list however many
+        subscribers ask (``tick``: the event's outbox position)."""
+        key = (tick, tuple(pairs) if pairs is not None else None)
+        found = self._tick_cache.get(key)
+        if found is None:
+            found = self.rates_from(Snapshot.from_dict(payload), pairs)
+            self._tick_cache[key] = found
+            while len(self._tick_cache) > 256:
+                self._tick_cache.popitem(last=False)
+        return found
 
     def rates_from(self, snapshot: Snapshot, pairs: Sequence[Pair] | None) -> list[ExchangeRate]:
         wanted = list(dict.fromkeys(pairs)) if pairs is not None else SUPPORTED_PAIRS

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import uuid
 from collections import defaultdict
@@ -30,6 +31,13 @@ SLOW_CONSUMERS = Counter(
 )
 
 REPLAY_PAGE = 500
+
+
+@functools.lru_cache(maxsize=512)
+def decode(message: str) -> OutboxEvent:
+    """Every subscriber in a process receives the same message text (one object, its hash
+    cached): decode it once, not once per subscriber. Consumers never mutate the event."""
+    return OutboxEvent.from_wire(json.loads(message))
 
 
 class SlowConsumer(Exception):
@@ -94,7 +102,7 @@ class Streams:
 
             async def pump() -> None:
                 async for message in subscriber:
-                    event = OutboxEvent.from_wire(json.loads(message.message))
+                    event = decode(message.message)
                     try:
                         queue.put_nowait(event)
                     except asyncio.QueueFull:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 
 from stacklo.domain.errors import DomainError, ErrorCode
-from stacklo.domain.fx import Pair, Snapshot
+from stacklo.domain.fx import Pair
 from stacklo.domain.models import KycStatus
 from stacklo.domain.validation import MAX_REASON, clean_text
 from stacklo.realtime.channels import RATES_CHANNEL
@@ -53,8 +53,7 @@ async def rate_updated(
     async with services.streams.slot(viewer.user.id):
         try:
             async for event in services.streams.events(RATES_CHANNEL, lambda e: True):
-                snapshot = Snapshot.from_dict(event.payload)
-                for rate in services.exchange.rates_from(snapshot, wanted):
+                for rate in services.exchange.tick_rates(event.position, event.payload, wanted):
                     yield ExchangeRate.of(rate)
         except SlowConsumer:
             await close_slow(info)
