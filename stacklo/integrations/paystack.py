@@ -32,8 +32,6 @@ from urllib.parse import quote
 
 import httpx
 import structlog
-from purgatory import AsyncCircuitBreakerFactory, ContextChanged, Event
-from purgatory.domain.model import OpenedState
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -49,6 +47,7 @@ from stacklo.domain.ports import (
     ProviderRejected,
     ProviderUnavailable,
 )
+from stacklo.integrations.breaker import BreakerClient
 
 if TYPE_CHECKING:
     from stacklo.domain.ports import PaymentProvider
@@ -125,7 +124,7 @@ class _CallFailed(ProviderUnavailable):
 # ------------------------------------------------------------------------------ adapter
 
 
-class PaystackProvider:
+class PaystackProvider(BreakerClient):
     """``PaymentProvider`` over Paystack's HTTP API, with timeouts, safe retries and a breaker.
 
     One instance per process, shared by all requests: it owns the HTTP connection pool and the
@@ -184,7 +183,7 @@ class PaystackProvider:
         self._max_attempts = max_attempts
         self._retry_wait = retry_wait
         self._retry_max_wait = retry_max_wait
-        self._client = httpx.AsyncClient(
+        client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(
                 connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
@@ -192,36 +191,15 @@ class PaystackProvider:
             headers={"Authorization": f"Bearer {secret_key}", "Accept": "application/json"},
             follow_redirects=False,
         )
-        self._circuit = f"paystack:{base_url}"
         # ProviderRejected is "excluded": purgatory then counts it as a success, which is right
         # (the provider is up) and also resets the run of consecutive failures.
-        self._breakers = AsyncCircuitBreakerFactory(
-            default_threshold=failure_threshold,
-            default_ttl=open_seconds,
+        super().__init__(
+            "paystack",
+            client,
+            threshold=failure_threshold,
+            ttl_seconds=open_seconds,
             exclude=[ProviderRejected],
         )
-        self._breakers.add_listener(self._on_breaker_event)
-        self._circuit_state = "closed"
-
-    def __repr__(self) -> str:  # keeps the secret key out of logs and tracebacks
-        return f"<PaystackProvider {self._client.base_url} circuit={self._circuit_state}>"
-
-    @property
-    def circuit_state(self) -> str:
-        """``closed``, ``opened`` or ``half-opened``, as last recorded (for health checks).
-
-        The breaker leaves ``opened`` lazily: on the first call after ``open_seconds``.
-        """
-        return self._circuit_state
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-    async def __aenter__(self) -> PaystackProvider:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     # -------------------------------------------------------------------- operations
 
@@ -302,15 +280,7 @@ class PaystackProvider:
         self, method: Method, path: str, body: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """One logical call through the breaker (retries inside it); Paystack's ``data``."""
-        try:
-            breaker = await self._breakers.get_breaker(self._circuit)
-            async with breaker:
-                return await self._with_retries(method, path, body)
-        except OpenedState as exc:
-            # purgatory raises the same OpenedState instance on every refused call, and each
-            # raise appends frames to its traceback: drop them so an outage leaks no memory.
-            exc.with_traceback(None)
-            raise ProviderUnavailable("paystack: circuit open, call not attempted") from None
+        return await self.guarded(lambda: self._with_retries(method, path, body))
 
     async def _with_retries(
         self, method: Method, path: str, body: dict[str, Any] | None
@@ -391,11 +361,6 @@ class PaystackProvider:
                 f"paystack: answer without data on {what}", may_have_reached_server=True
             )
         return data
-
-    def _on_breaker_event(self, circuit: str, kind: str, event: Event) -> None:
-        if isinstance(event, ContextChanged):
-            self._circuit_state = event.state
-            log.warning("paystack.circuit", state=event.state)
 
 
 # ------------------------------------------------------------------------------ webhooks

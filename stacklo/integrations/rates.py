@@ -47,8 +47,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 import structlog
-from purgatory import AsyncCircuitBreakerFactory, ContextChanged, Event
-from purgatory.domain.model import OpenedState
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -60,6 +58,7 @@ from tenacity import (
 from stacklo.domain.fx import ANCHOR, Pair, Snapshot, round_rate
 from stacklo.domain.money import MONEY_CONTEXT, CurrencyCode
 from stacklo.domain.ports import ProviderUnavailable
+from stacklo.integrations.breaker import BreakerClient
 
 if TYPE_CHECKING:
     from stacklo.domain.ports import RateFeed
@@ -142,7 +141,7 @@ class _Transient(ProviderUnavailable):
     """A failed attempt that another attempt may fix (transport error, 5xx, 429)."""
 
 
-class CoinbaseRateFeed:
+class CoinbaseRateFeed(BreakerClient):
     """``RateFeed`` over Coinbase's public exchange-rates endpoint (see the module docstring).
 
     One instance per process: it owns the HTTP connection pool and the breaker state. Close it
@@ -189,53 +188,19 @@ class CoinbaseRateFeed:
         self._attempts = attempts
         self._retry_wait = retry_wait
         self._retry_max_wait = retry_max_wait
-        self._client = httpx.AsyncClient(
+        client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(timeout),
             headers={"Accept": "application/json"},
             follow_redirects=False,
             transport=transport,
         )
-        self._circuit = f"coinbase:{base_url}"
-        self._breakers = AsyncCircuitBreakerFactory(
-            default_threshold=breaker_threshold, default_ttl=breaker_ttl
-        )
-        self._breakers.add_listener(self._on_breaker_event)
-        self._circuit_state = "closed"
-
-    def __repr__(self) -> str:
-        return f"<CoinbaseRateFeed {self._client.base_url} circuit={self._circuit_state}>"
-
-    @property
-    def circuit_state(self) -> str:
-        """``closed``, ``opened`` or ``half-opened``, as last recorded (for health checks).
-
-        The breaker leaves ``opened`` lazily: on the first fetch after ``breaker_ttl``.
-        """
-        return self._circuit_state
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-    async def __aenter__(self) -> CoinbaseRateFeed:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
+        super().__init__("coinbase", client, threshold=breaker_threshold, ttl_seconds=breaker_ttl)
 
     async def fetch(self, now: datetime) -> Snapshot:
         """USD against every supported currency, stamped ``now``; ``ProviderUnavailable``
         when Coinbase cannot give a complete, well-formed answer."""
-        try:
-            breaker = await self._breakers.get_breaker(self._circuit)
-            async with breaker:
-                rates = await self._with_retries()
-        except OpenedState as exc:
-            # purgatory raises the same OpenedState instance on every refused call, and each
-            # raise appends frames to its traceback: drop them so an outage leaks no memory.
-            exc.with_traceback(None)
-            raise ProviderUnavailable("coinbase: circuit open, call not attempted") from None
-        return Snapshot(rates, now, self.name)
+        return Snapshot(await self.guarded(self._with_retries), now, self.name)
 
     # -------------------------------------------------------------------- plumbing
 
@@ -273,11 +238,6 @@ class CoinbaseRateFeed:
         if not 200 <= status < 300:
             raise ProviderUnavailable(f"coinbase: unexpected HTTP {status}")
         return _parse(response.content)
-
-    def _on_breaker_event(self, circuit: str, kind: str, event: Event) -> None:
-        if isinstance(event, ContextChanged):
-            self._circuit_state = event.state
-            log.warning("coinbase.circuit", state=event.state)
 
 
 # A plain decimal, optionally with an exponent: no sign, spaces, underscores, NaN or Infinity,

@@ -1,0 +1,78 @@
+"""The circuit breaker every outbound HTTP adapter wraps its calls in (purgatory).
+
+One logical call (its retries included) is one success or failure. While the circuit is open,
+calls fail at once with ``ProviderUnavailable`` without touching the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import httpx
+import structlog
+from purgatory import AsyncCircuitBreakerFactory, ContextChanged, Event
+from purgatory.domain.model import OpenedState
+
+from stacklo.domain.ports import ProviderUnavailable
+
+T = TypeVar("T")
+log = structlog.get_logger("stacklo.integrations")
+
+
+class BreakerClient:
+    """An httpx client behind a named circuit; subclasses make the calls through ``guarded``."""
+
+    def __init__(
+        self,
+        name: str,
+        client: httpx.AsyncClient,
+        *,
+        threshold: int,
+        ttl_seconds: float,
+        exclude: Sequence[type[BaseException]] = (),
+    ):
+        self._name = name
+        self._client = client
+        self._circuit = f"{name}:{client.base_url}"
+        self._breakers = AsyncCircuitBreakerFactory(
+            default_threshold=threshold, default_ttl=ttl_seconds, exclude=list(exclude)
+        )
+        self._breakers.add_listener(self._on_breaker_event)
+        self._circuit_state = "closed"
+
+    def __repr__(self) -> str:  # never the client's headers: they may carry a secret key
+        return f"<{type(self).__name__} {self._client.base_url} circuit={self._circuit_state}>"
+
+    @property
+    def circuit_state(self) -> str:
+        """``closed``, ``opened`` or ``half-opened``, as last recorded (for health checks).
+
+        The breaker leaves ``opened`` lazily: on the first call after its ttl.
+        """
+        return self._circuit_state
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self: T) -> T:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def guarded(self, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            breaker = await self._breakers.get_breaker(self._circuit)
+            async with breaker:
+                return await call()
+        except OpenedState as exc:
+            # purgatory raises the same OpenedState instance on every refused call, and each
+            # raise appends frames to its traceback: drop them so an outage leaks no memory.
+            exc.with_traceback(None)
+            raise ProviderUnavailable(f"{self._name}: circuit open, call not attempted") from None
+
+    def _on_breaker_event(self, circuit: str, kind: str, event: Event) -> None:
+        if isinstance(event, ContextChanged):
+            self._circuit_state = event.state
+            log.warning(f"{self._name}.circuit", state=event.state)
