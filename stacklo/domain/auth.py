@@ -15,7 +15,6 @@ from stacklo.domain.models import (
     Role,
     Session,
     User,
-    Wallet,
     audit,
 )
 from stacklo.domain.money import CurrencyCode
@@ -28,6 +27,7 @@ from stacklo.domain.validation import (
     normalize_email,
     normalize_phone,
 )
+from stacklo.domain.wallets import add_wallet
 
 _INVALID_CREDENTIALS = DomainError(ErrorCode.INVALID_CREDENTIALS, "Email or password is incorrect.")
 _INVALID_TOKEN = DomainError(
@@ -78,7 +78,6 @@ class AuthService:
             kyc_status=KycStatus.PENDING,
             created_at=now,
         )
-        wallet = Wallet.open(user.id, data.home_currency, now)
         async with self._uow() as uow:
             try:
                 await uow.users.add(user)
@@ -94,7 +93,6 @@ class AuthService:
                     "This phone number is already registered.",
                     ("input", "phoneNumber"),
                 ) from None
-            await uow.wallets.add(wallet)
             await uow.audit.record(
                 audit(
                     "user.signed_up",
@@ -105,16 +103,7 @@ class AuthService:
                     roles=[r.value for r in user.roles],
                 )
             )
-            await uow.audit.record(
-                audit(
-                    "wallet.opened",
-                    meta,
-                    actor_id=user.id,
-                    target_type="Wallet",
-                    target_id=wallet.id,
-                    currency=wallet.currency.value,
-                )
-            )
+            await add_wallet(uow, user.id, data.home_currency, now, meta)
             issued = await self._start_session(uow, user, now)
             await uow.commit()
         return issued

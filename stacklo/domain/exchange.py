@@ -36,6 +36,7 @@ from stacklo.domain.models import AccountKind, KycStatus, RequestMeta, User, Wal
 from stacklo.domain.money import MONEY_CONTEXT, CurrencyCode, Money
 from stacklo.domain.outcomes import Outcome, claim_key, replay, response_of
 from stacklo.domain.ports import Clock, RateCache, UnitOfWork, UnitOfWorkFactory
+from stacklo.domain.wallets import add_wallet
 
 
 def require_kyc_for_crypto(user: User, quote_pair: Pair) -> None:
@@ -280,25 +281,12 @@ class Exchange:
         found = await uow.wallets.for_user_currency(user.id, code)
         if found is not None:
             return found
-        wallet = Wallet.open(user.id, code, now)
         try:
-            await uow.wallets.add(wallet)
+            return await add_wallet(uow, user.id, code, now, meta, reason="conversion")
         except Conflict:  # opened concurrently: that one is as good
             again = await uow.wallets.for_user_currency(user.id, code)
             assert again is not None
             return again
-        await uow.audit.record(
-            audit(
-                "wallet.opened",
-                meta,
-                actor_id=user.id,
-                target_type="Wallet",
-                target_id=wallet.id,
-                currency=code.value,
-                reason="conversion",
-            )
-        )
-        return wallet
 
     # ---------------------------------------------------------------- portfolio
 
