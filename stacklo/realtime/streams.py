@@ -5,6 +5,11 @@ commits an event's position *before* publishing it. So every event is either alr
 outbox when replay reads it, or arrives on the channel afterwards (or both: it is then dropped
 by position). Live events are buffered per subscription up to a bound; a consumer that falls
 further behind is cut off (``SlowConsumer``) instead of growing memory.
+
+A process holds one broadcast subscription per channel, however many subscribers it serves
+(every socket's rateUpdated shares one; a user's two subscriptions share their channel): a
+message is decoded once and handed to each subscription's inbox, which costs a deque and,
+while idle, one future, rather than a queue, an event and a task of its own.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import contextlib
 import functools
 import json
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
@@ -60,6 +65,8 @@ class Streams:
         self._buffer = buffer
         self._per_user = per_user
         self._open: dict[uuid.UUID, int] = defaultdict(int)
+        self._inboxes: dict[str, set[_Inbox]] = {}
+        self._pumps: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
 
     @contextlib.asynccontextmanager
     async def slot(self, user_id: uuid.UUID) -> AsyncIterator[None]:
@@ -96,61 +103,93 @@ class Streams:
         after: int | None = None,
         replay: Replay | None = None,
     ) -> AsyncIterator[OutboxEvent]:
-        async with self._broadcast.subscribe(channel) as subscriber:
-            queue: asyncio.Queue[OutboxEvent] = asyncio.Queue(maxsize=self._buffer)
-            overflow = asyncio.Event()
-
-            async def pump() -> None:
-                async for message in subscriber:
-                    event = decode(message.message)
-                    try:
-                        queue.put_nowait(event)
-                    except asyncio.QueueFull:
-                        overflow.set()
-                        return
-
-            pumping = asyncio.create_task(pump())
-            try:
-                last = -1
-                if after is not None and replay is not None:
-                    last = after
-                    while True:
-                        page = await replay(last)
-                        for event in page:
-                            last = event.position
-                            if accept(event):
-                                EVENTS_DELIVERED.inc()
-                                yield event
-                        if len(page) < REPLAY_PAGE:
-                            break
+        async with self._listen(channel) as inbox:
+            last = -1
+            if after is not None and replay is not None:
+                last = after
                 while True:
-                    event = await self._next(queue, overflow)
-                    if event.position <= last:
-                        continue  # seen in replay, or published again after a relay restart
-                    last = event.position
-                    if accept(event):
-                        EVENTS_DELIVERED.inc()
-                        yield event
-            finally:
-                pumping.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await pumping
+                    page = await replay(last)
+                    for event in page:
+                        last = event.position
+                        if accept(event):
+                            EVENTS_DELIVERED.inc()
+                            yield event
+                    if len(page) < REPLAY_PAGE:
+                        break
+            while True:
+                event = await inbox.next()
+                if event.position <= last:
+                    continue  # seen in replay, or published again after a relay restart
+                last = event.position
+                if accept(event):
+                    EVENTS_DELIVERED.inc()
+                    yield event
 
-    @staticmethod
-    async def _next(queue: asyncio.Queue[OutboxEvent], overflow: asyncio.Event) -> OutboxEvent:
-        if overflow.is_set():  # cut off at once: no more sending to a consumer that cannot keep up
-            SLOW_CONSUMERS.inc()
-            raise SlowConsumer()
-        if not queue.empty():
-            return queue.get_nowait()
-        getter = asyncio.ensure_future(queue.get())
-        waiter = asyncio.ensure_future(overflow.wait())
+    @contextlib.asynccontextmanager
+    async def _listen(self, channel: str) -> AsyncIterator[_Inbox]:
+        """An inbox on ``channel``, live once this returns (so a replay read afterwards
+        cannot miss what is published meanwhile). One broadcast subscription per channel
+        and process feeds every inbox on it."""
+        inbox = _Inbox(self._buffer)
+        inboxes = self._inboxes.setdefault(channel, set())
+        inboxes.add(inbox)
+        if channel not in self._pumps:
+            ready = asyncio.Event()
+            self._pumps[channel] = (asyncio.create_task(self._pump(channel, ready)), ready)
+        pump, ready = self._pumps[channel]
         try:
-            done, _ = await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {pump, asyncio.ensure_future(ready.wait())}, return_when="FIRST_COMPLETED"
+            )
+            if pump.done():  # the broadcast backend refused: surface it, masked, to this client
+                pump.result()
+            yield inbox
         finally:
-            waiter.cancel()
-        if getter in done:
-            return getter.result()
-        getter.cancel()
-        SLOW_CONSUMERS.inc()
-        raise SlowConsumer()
+            inboxes.discard(inbox)
+            if not inboxes and self._inboxes.get(channel) is inboxes:
+                del self._inboxes[channel]
+                task, _ = self._pumps.pop(channel)
+                task.cancel()
+
+    async def _pump(self, channel: str, ready: asyncio.Event) -> None:
+        async with self._broadcast.subscribe(channel) as subscriber:
+            ready.set()
+            async for message in subscriber:
+                event = decode(message.message)
+                for inbox in tuple(self._inboxes.get(channel, ())):
+                    inbox.push(event)
+
+
+class _Inbox:
+    """One subscription's bounded buffer; past the bound it is cut off, not grown."""
+
+    __slots__ = ("_bound", "_items", "_overflowed", "_waiter")
+
+    def __init__(self, bound: int):
+        self._bound = bound
+        self._items: deque[OutboxEvent] = deque()
+        self._overflowed = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def push(self, event: OutboxEvent) -> None:
+        if self._overflowed:
+            return
+        if len(self._items) >= self._bound:
+            self._overflowed = True
+        else:
+            self._items.append(event)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def next(self) -> OutboxEvent:
+        while True:
+            if self._overflowed:  # cut off at once: no more sending to a consumer that lags
+                SLOW_CONSUMERS.inc()
+                raise SlowConsumer()
+            if self._items:
+                return self._items.popleft()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None

@@ -64,3 +64,27 @@ async def test_subscription_slots_are_capped_per_user(uow_factory: SqlUnitOfWork
                     pass
         async with streams.slot(user):  # released again
             pass
+
+
+async def test_subscribers_of_a_channel_share_one_broadcast_subscription(
+    uow_factory: SqlUnitOfWorkFactory,
+) -> None:
+    user = uuid.uuid4()
+    async with Broadcast("memory://") as broadcast:
+        streams = Streams(broadcast, uow_factory, buffer=2, per_user=5)
+        fast = streams.events("c", lambda e: True).__aiter__()
+        slow = streams.events("c", lambda e: True).__aiter__()
+        first = [asyncio.ensure_future(s.__anext__()) for s in (fast, slow)]
+        await asyncio.sleep(0.05)
+        assert len(broadcast._subscribers["c"]) == 1  # one queue feeds both streams
+        await broadcast.publish("c", event(1, user))
+        assert [(await f).position for f in first] == [1, 1]
+        # The slow one stops reading and overflows; the fast one is not held back.
+        for position in range(2, 8):
+            await broadcast.publish("c", event(position, user))
+            assert (await asyncio.wait_for(fast.__anext__(), 2)).position == position
+        with pytest.raises(SlowConsumer):
+            await slow.__anext__()
+        await fast.aclose()  # type: ignore[attr-defined]
+        await asyncio.sleep(0.05)
+        assert "c" not in broadcast._subscribers  # the last one out unsubscribes
