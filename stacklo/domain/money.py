@@ -8,6 +8,16 @@ has is an error (``parse_amount``). Amounts the platform computes (conversions, 
 quantised with ``quantize(amount, currency, rounding)``; the caller names the direction so
 that what a customer receives rounds down and what a customer pays rounds up, and the
 platform never creates value out of rounding.
+
+Conversions and fees (``domain/fx.py`` applies them; tests/unit/test_fx.py checks them):
+- fee = up(source x fee share), in the source currency, part of the source amount;
+- target = down((source - fee) x rate) when the source is given;
+- when the target is given, source = the smallest whole number of minor units whose amount
+  after its own (rounded-up) fee buys the target at the rate; the target is paid exactly;
+- rates keep 12 significant digits; a customer's rate is the bid, rounded down;
+- valuations (portfolio) = down(balance x mid).
+So ``target <= (source - fee) x rate`` always: rounding never pays out more than the locked
+rate buys, and a customer pays at most one minor unit more than the exact price.
 """
 
 from __future__ import annotations

@@ -362,10 +362,25 @@ async def test_cross_currency_send_delivers_exactly_the_target_amount(
     assert [(e["code"], e["field"]) for e in wrong_amount["userErrors"]] == [
         ("INVALID_INPUT", ["input", "amount"])
     ]
+    k = key()
     sent = await send(
-        client, alice, {"email": bob.email}, q["sourceAmount"]["amount"], quoteId=q["id"]
+        client,
+        alice,
+        {"email": bob.email},
+        q["sourceAmount"]["amount"],
+        idempotency_key=k,
+        quoteId=q["id"],
     )
     assert sent["userErrors"] == [], sent
+    retried = await send(
+        client,
+        alice,
+        {"email": bob.email},
+        q["sourceAmount"]["amount"],
+        idempotency_key=k,
+        quoteId=q["id"],
+    )
+    assert retried["transaction"]["id"] == sent["transaction"]["id"]  # the first answer
     assert sent["transaction"]["kind"] == "TRANSFER"
     assert (await wallets(client, bob))["USD"]["balance"]["amount"] == "10.00"
     left = Decimal("50000") - Decimal(q["sourceAmount"]["amount"])
