@@ -138,9 +138,12 @@ class Streams:
             self._pumps[channel] = (asyncio.create_task(self._pump(channel, ready)), ready)
         pump, ready = self._pumps[channel]
         try:
-            await asyncio.wait(
-                {pump, asyncio.ensure_future(ready.wait())}, return_when="FIRST_COMPLETED"
-            )
+            if not ready.is_set():
+                waiter = asyncio.ensure_future(ready.wait())
+                try:
+                    await asyncio.wait({pump, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
             if pump.done():  # the broadcast backend refused: surface it, masked, to this client
                 pump.result()
             yield inbox
