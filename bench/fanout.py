@@ -3,7 +3,7 @@
     .venv/bin/python bench/fanout.py [--subscribers 1000] [--publishers 4] [--seconds 20] \\
         [--two-servers] [--admin-dsn postgresql://postgres@127.0.0.1:5432/postgres] \\
         [--redis-url redis://127.0.0.1:6379/5] [--broker memory|redis] [--no-compression] \\
-        [--tick-seconds 1.0 | --no-rates] [--csv receipts.csv]
+        [--tick-seconds 2 | --no-rates] [--csv receipts.csv]
 
 What is measured, and why: a wallet app keeps a subscription open on every phone that has the
 app in the foreground, so the server must hold many mostly idle sockets cheaply and still push
@@ -11,7 +11,7 @@ each ledger change to the right few of them quickly, and each rate tick to all o
 
 The script creates a scratch database on the ``--admin-dsn`` server, migrates it and starts
 its own ``stacklo serve`` (cheap Argon2: sign-up is setup, not what is measured), whose
-sandbox rate feed ticks every ``--tick-seconds`` (``STACKLO_RATE_TICK_SECONDS``, default 1 s
+sandbox rate feed ticks every ``--tick-seconds`` (``STACKLO_RATE_TICK_SECONDS``, default 2 s
 here). S users are signed up and funded through the public API (signUp, startDeposit, the
 sandbox payment page), 20 requests at a time. Each user then opens one WebSocket
 (``graphql-transport-ws``, authenticated in ``connection_init``) with three subscriptions,
@@ -1192,8 +1192,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--tick-seconds",
         type=float,
-        help="STACKLO_RATE_TICK_SECONDS for the servers and the worker (default 1; with "
-        "--no-rates the server's own default unless given)",
+        help="STACKLO_RATE_TICK_SECONDS for the servers and the worker (default 2, as the "
+        "server's; with --no-rates the server's own default unless given)",
     )
     parser.add_argument(
         "--no-rates",
@@ -1209,7 +1209,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.publishers < 1 or args.seconds <= 0:
         parser.error("--publishers must be at least 1 and --seconds positive")
     if args.tick_seconds is None and args.rates:
-        args.tick_seconds = 1.0
+        args.tick_seconds = 2.0
     if args.tick_seconds is not None and not 0.05 <= args.tick_seconds <= 3600:
         parser.error("--tick-seconds must be between 0.05 and 3600 (the server's bounds)")
     return args
