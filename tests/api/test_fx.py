@@ -496,3 +496,23 @@ async def test_a_conversion_is_pushed_to_the_converters_subscriptions(
         while seen != expected:
             wallet = (await next_event(balances))["walletUpdated"]["wallet"]
             seen[wallet["currency"]["code"]] = wallet["balance"]["amount"]
+
+
+async def test_cross_currency_send_failures_leave_everything_unchanged(
+    client: GraphQLHTTP,
+) -> None:
+    alice, bob = await funded(client, "1000"), await sign_up(client, homeCurrency="USD")
+    mallory = await funded(client, "50000")
+    too_much = (await quote(client, alice, "NGN", "USD", sourceAmount="5000"))["quote"]
+    poor = await send(client, alice, {"email": bob.email}, "5000.00", quoteId=too_much["id"])
+    assert [e["code"] for e in poor["userErrors"]] == ["INSUFFICIENT_FUNDS"]
+    assert (await client.data(NODE, {"id": too_much["id"]}, token=alice.access))["node"][
+        "status"
+    ] == "ACTIVE"
+    theirs = (await quote(client, mallory, "NGN", "USD", sourceAmount="500"))["quote"]
+    stolen = await send(client, alice, {"email": bob.email}, "500.00", quoteId=theirs["id"])
+    assert [(e["code"], e["field"]) for e in stolen["userErrors"]] == [
+        ("NOT_FOUND", ["input", "quoteId"])
+    ]
+    assert (await wallets(client, alice))["NGN"]["balance"]["amount"] == "1000.00"
+    assert (await wallets(client, bob))["USD"]["balance"]["amount"] == "0.00"
