@@ -516,3 +516,19 @@ async def test_cross_currency_send_failures_leave_everything_unchanged(
     ]
     assert (await wallets(client, alice))["NGN"]["balance"]["amount"] == "1000.00"
     assert (await wallets(client, bob))["USD"]["balance"]["amount"] == "0.00"
+
+
+async def test_two_conversions_into_a_missing_wallet_at_once_open_it_once(
+    client: GraphQLHTTP,
+) -> None:
+    user = await funded(client, "50000")
+    quotes = [
+        (await quote(client, user, "NGN", "GBP", sourceAmount=amount))["quote"]
+        for amount in ("10000", "12000")
+    ]
+    results = await asyncio.gather(*(convert(client, user, q["id"]) for q in quotes))
+    assert all(r["userErrors"] == [] for r in results), results
+    after = await wallets(client, user)
+    received = sum(Decimal(q["targetAmount"]["amount"]) for q in quotes)
+    assert Decimal(after["GBP"]["balance"]["amount"]) == received
+    assert after["NGN"]["balance"]["amount"] == "28000.00"
