@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from collections.abc import Sequence
@@ -23,7 +24,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from stacklo.data.outbox import Outbox
+from stacklo.data.outbox import (
+    TRANSACTION_EVENT,
+    WALLET_EVENTS,
+    Outbox,
+    transaction_event,
+    wallet_events,
+)
 from stacklo.data.repositories import _wallet
 from stacklo.data.tables import (
     idempotency_keys,
@@ -48,25 +55,43 @@ from stacklo.domain.money import CurrencyCode
 PLATFORM_SHARDS = 8
 
 
+# Wallet rows and their outbox events in one statement (a data-modifying CTE): every statement
+# saved is a round trip and a pass through SQLAlchemy and asyncpg on the hottest path.
 _SAVE_WALLETS = text(
-    """UPDATE wallets SET balance = v.balance, held = v.held, updated_at = now()
-       FROM unnest(CAST(:ids AS uuid[]), CAST(:balances AS numeric[]), CAST(:helds AS numeric[]))
-            AS v(id, balance, held)
-       WHERE wallets.id = v.id"""
+    f"""WITH saved AS (
+         UPDATE wallets SET balance = v.balance, held = v.held, updated_at = now()
+         FROM unnest(CAST(:ids AS uuid[]), CAST(:balances AS numeric[]),
+                     CAST(:helds AS numeric[])) AS v(id, balance, held)
+         WHERE wallets.id = v.id)
+       {WALLET_EVENTS}"""  # noqa: S608 - constants only, values are bound
 )
-_ADD_ENTRIES = text(
-    """INSERT INTO ledger_entries
+_ENTRIES = """INSERT INTO ledger_entries
          (transaction_id, wallet_id, currency, amount, balance_after, created_at)
        SELECT :tx, v.wallet_id, v.currency, v.amount, v.balance_after, :at
        FROM unnest(CAST(:wallets AS uuid[]), CAST(:currencies AS varchar[]),
                    CAST(:amounts AS numeric[]), CAST(:balances AS numeric[]))
             AS v(wallet_id, currency, amount, balance_after)"""
-)
-_ADD_HISTORY = text(
-    """INSERT INTO transaction_status_changes (transaction_id, status, reason, at)
+_ADD_ENTRIES = text(_ENTRIES)
+_HISTORY = """INSERT INTO transaction_status_changes (transaction_id, status, reason, at)
        SELECT :tx, v.status, v.reason, v.at
        FROM unnest(CAST(:statuses AS varchar[]), CAST(:reasons AS text[]),
                    CAST(:ats AS timestamptz[])) AS v(status, reason, at)"""
+_ADD_HISTORY = text(_HISTORY)
+# A new transaction, its status history, its entries and its outbox event: one statement. The
+# foreign keys from history and entries to the transaction are checked at the statement's end,
+# when the transaction row is there.
+_ADD_TRANSACTION = text(
+    f"""WITH added AS (
+         INSERT INTO ledger_transactions
+           (id, reference, kind, status, currency, amount, fee, converted_currency,
+            converted_amount, exchange_rate, description, failure_reason, initiator_id,
+            source_wallet_id, target_wallet_id, metadata, created_at, completed_at)
+         VALUES (:tx, :reference, :kind, :status, :currency, :amount, :fee, :converted_currency,
+                 :converted_amount, :exchange_rate, :description, :failure_reason, :initiator,
+                 :source, :target, CAST(:metadata AS jsonb), :at, :completed_at)),
+       history AS ({_HISTORY}),
+       entries AS ({_ENTRIES})
+       {TRANSACTION_EVENT}"""  # noqa: S608 - constants only, values are bound
 )
 
 
@@ -162,47 +187,55 @@ class Ledger:
     async def save_wallets(self, changed: Sequence[Wallet]) -> None:
         if not changed:
             return
-        # One statement for every account the movement touched, and a cacheable one: arrays
-        # bound to unnest() keep the SQL text the same whatever the number of rows.
+        # Arrays bound to unnest() keep the SQL text (and so its prepared statement) the same
+        # whatever the number of rows.
         await self._conn.execute(
             _SAVE_WALLETS,
             {
                 "ids": [w.id for w in changed],
                 "balances": [w.balance for w in changed],
                 "helds": [w.held for w in changed],
+                **wallet_events(changed),
             },
         )
-        await self._outbox.wallets_changed(changed)
 
     # ------------------------------------------------------------ transactions
 
     async def add(self, tx: Transaction, entries: Sequence[Entry] = ()) -> None:
-        """Insert a new transaction with its status history and entries."""
+        """Insert a new transaction with its status history, entries and outbox event."""
         await self._conn.execute(
-            ledger_transactions.insert().values(
-                id=tx.id,
-                reference=tx.reference,
-                kind=tx.kind.value,
-                status=tx.status.value,
-                currency=tx.currency.value,
-                amount=tx.amount,
-                fee=tx.fee,
-                converted_currency=tx.converted_currency.value if tx.converted_currency else None,
-                converted_amount=tx.converted_amount,
-                exchange_rate=tx.exchange_rate,
-                description=tx.description,
-                failure_reason=tx.failure_reason,
-                initiator_id=tx.initiator_id,
-                source_wallet_id=tx.source_wallet_id,
-                target_wallet_id=tx.target_wallet_id,
-                metadata=tx.metadata,
-                created_at=tx.created_at,
-                completed_at=tx.completed_at,
-            )
+            _ADD_TRANSACTION,
+            {
+                "tx": tx.id,
+                "reference": tx.reference,
+                "kind": tx.kind.value,
+                "status": tx.status.value,
+                "currency": tx.currency.value,
+                "amount": tx.amount,
+                "fee": tx.fee,
+                "converted_currency": tx.converted_currency.value
+                if tx.converted_currency
+                else None,
+                "converted_amount": tx.converted_amount,
+                "exchange_rate": tx.exchange_rate,
+                "description": tx.description,
+                "failure_reason": tx.failure_reason,
+                "initiator": tx.initiator_id,
+                "source": tx.source_wallet_id,
+                "target": tx.target_wallet_id,
+                "metadata": json.dumps(tx.metadata),
+                "at": tx.created_at,
+                "completed_at": tx.completed_at,
+                "statuses": [c.status.value for c in tx.history],
+                "reasons": [c.reason for c in tx.history],
+                "ats": [c.at for c in tx.history],
+                "wallets": [e.wallet_id for e in entries],
+                "currencies": [e.currency.value for e in entries],
+                "amounts": [e.amount for e in entries],
+                "balances": [e.balance_after for e in entries],
+                **transaction_event(tx),
+            },
         )
-        await self._history(tx.id, tx.history)
-        await self._outbox.transaction_changed(tx)
-        await self.add_entries(tx.id, entries, tx.created_at)
 
     async def add_entries(self, tx_id: uuid.UUID, entries: Sequence[Entry], at: datetime) -> None:
         if entries:

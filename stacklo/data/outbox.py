@@ -84,19 +84,41 @@ class RelayConnection:
             self._conn = None
 
 
-_TRANSACTION_CHANGED = text(
-    """INSERT INTO outbox_events (topic, aggregate_id, audience, payload)
-       SELECT :topic, :aggregate,
+# INSERT ... SELECT fragments, so a writer can fold an event into the statement that makes the
+# change (data/ledger.py does, as CTEs); the ev_ parameter names keep clear of the host's.
+TRANSACTION_EVENT = f"""INSERT INTO outbox_events (topic, aggregate_id, audience, payload)
+       SELECT '{TRANSACTION}', :ev_aggregate,
               ARRAY(SELECT user_id FROM wallets
-                    WHERE id = ANY(CAST(:wallets AS uuid[])) AND user_id IS NOT NULL),
-              CAST(:payload AS jsonb)"""
-)
-_WALLETS_CHANGED = text(
-    """INSERT INTO outbox_events (topic, aggregate_id, audience, payload)
-       SELECT :topic, v.id, ARRAY[v.user_id], CAST(v.payload AS jsonb)
-       FROM unnest(CAST(:ids AS text[]), CAST(:users AS uuid[]), CAST(:payloads AS text[]))
-            AS v(id, user_id, payload)"""
-)
+                    WHERE id = ANY(CAST(:ev_wallets AS uuid[])) AND user_id IS NOT NULL),
+              CAST(:ev_payload AS jsonb)"""  # noqa: S608 - constants only, values are bound
+WALLET_EVENTS = f"""INSERT INTO outbox_events (topic, aggregate_id, audience, payload)
+       SELECT '{WALLET}', v.id, ARRAY[v.user_id], CAST(v.payload AS jsonb)
+       FROM unnest(CAST(:ev_ids AS text[]), CAST(:ev_users AS uuid[]),
+                   CAST(:ev_payloads AS text[])) AS v(id, user_id, payload)"""  # noqa: S608
+_TRANSACTION_CHANGED = text(TRANSACTION_EVENT)
+_WALLETS_CHANGED = text(WALLET_EVENTS)
+
+
+def transaction_event(tx: Transaction) -> dict[str, Any]:
+    """Parameters of ``TRANSACTION_EVENT``: the audience is the owners of its wallets."""
+    wallets = [w for w in (tx.source_wallet_id, tx.target_wallet_id) if w is not None]
+    return {
+        "ev_aggregate": str(tx.id),
+        "ev_wallets": wallets,
+        "ev_payload": json.dumps(transaction_to_dict(tx)),
+    }
+
+
+def wallet_events(changed: Sequence[Wallet]) -> dict[str, Any]:
+    """Parameters of ``WALLET_EVENTS``: one event per customer wallet, for its owner."""
+    mine = [w for w in changed if w.kind is AccountKind.CUSTOMER and w.user_id is not None]
+    return {
+        "ev_ids": [str(w.id) for w in mine],
+        "ev_users": [w.user_id for w in mine],
+        "ev_payloads": [json.dumps(wallet_to_dict(w)) for w in mine],
+    }
+
+
 _SET_POSITIONS = text(
     """UPDATE outbox_events SET position = v.position
        FROM unnest(CAST(:ids AS bigint[]), CAST(:positions AS bigint[])) AS v(id, position)
@@ -125,30 +147,12 @@ class Outbox:
     # -------------------------------------------------------------- writers
 
     async def transaction_changed(self, tx: Transaction) -> None:
-        wallets = [w for w in (tx.source_wallet_id, tx.target_wallet_id) if w is not None]
-        await self._conn.execute(
-            _TRANSACTION_CHANGED,
-            {
-                "topic": TRANSACTION,
-                "aggregate": str(tx.id),
-                "wallets": wallets,
-                "payload": json.dumps(transaction_to_dict(tx)),
-            },
-        )
+        await self._conn.execute(_TRANSACTION_CHANGED, transaction_event(tx))
 
     async def wallets_changed(self, changed: Sequence[Wallet]) -> None:
-        mine = [w for w in changed if w.kind is AccountKind.CUSTOMER and w.user_id is not None]
-        if not mine:
-            return
-        await self._conn.execute(
-            _WALLETS_CHANGED,
-            {
-                "topic": WALLET,
-                "ids": [str(w.id) for w in mine],
-                "users": [w.user_id for w in mine],
-                "payloads": [json.dumps(wallet_to_dict(w)) for w in mine],
-            },
-        )
+        params = wallet_events(changed)
+        if params["ev_ids"]:
+            await self._conn.execute(_WALLETS_CHANGED, params)
 
     async def rates_ticked(self, snapshot: Snapshot) -> None:
         """A feed reading, for every ``rateUpdated`` subscriber (public: no audience)."""
