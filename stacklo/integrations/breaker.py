@@ -13,6 +13,13 @@ import httpx
 import structlog
 from purgatory import AsyncCircuitBreakerFactory, ContextChanged, Event
 from purgatory.domain.model import OpenedState
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 from stacklo.domain.ports import ProviderUnavailable
 
@@ -71,6 +78,38 @@ class BreakerClient:
             # raise appends frames to its traceback: drop them so an outage leaks no memory.
             exc.with_traceback(None)
             raise ProviderUnavailable(f"{self._name}: circuit open, call not attempted") from None
+
+    async def retried(
+        self,
+        call: Callable[[], Awaitable[T]],
+        *,
+        attempts: int,
+        retry_if: Callable[[BaseException], bool],
+        wait: float,
+        max_wait: float,
+        **context: str,
+    ) -> T:
+        """``call`` again after a failure ``retry_if`` accepts, with jittered exponential
+        backoff (``wait * 2**n`` plus up to ``wait``, capped at ``max_wait``); the last
+        failure is re-raised."""
+
+        def before_sleep(state: RetryCallState) -> None:
+            failure = state.outcome.exception() if state.outcome else None
+            log.warning(
+                f"{self._name}.retry", attempt=state.attempt_number, error=str(failure), **context
+            )
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(attempts),
+            wait=wait_exponential_jitter(multiplier=wait, max=max_wait, jitter=wait),
+            retry=retry_if_exception(retry_if),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await call()
+        raise AssertionError("tenacity ends by returning or re-raising")  # pragma: no cover
 
     def _on_breaker_event(self, circuit: str, kind: str, event: Event) -> None:
         if isinstance(event, ContextChanged):

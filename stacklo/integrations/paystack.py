@@ -32,13 +32,6 @@ from urllib.parse import quote
 
 import httpx
 import structlog
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from stacklo.domain.money import Money, to_minor_units
 from stacklo.domain.ports import (
@@ -296,29 +289,15 @@ class PaystackProvider(BreakerClient):
         def retryable(exc: BaseException) -> bool:
             return isinstance(exc, _CallFailed) and (idempotent or not exc.may_have_reached_server)
 
-        def before_sleep(state: RetryCallState) -> None:
-            failure = state.outcome.exception() if state.outcome else None
-            log.warning(
-                "paystack.retry",
-                method=method,
-                path=path,
-                attempt=state.attempt_number,
-                error=str(failure),
-            )
-
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._max_attempts),
-            wait=wait_exponential_jitter(
-                multiplier=self._retry_wait, max=self._retry_max_wait, jitter=self._retry_wait
-            ),
-            retry=retry_if_exception(retryable),
-            before_sleep=before_sleep,
-            reraise=True,
+        return await self.retried(
+            lambda: self._send(method, path, body),
+            attempts=self._max_attempts,
+            retry_if=retryable,
+            wait=self._retry_wait,
+            max_wait=self._retry_max_wait,
+            method=method,
+            path=path,
         )
-        async for attempt in retrying:
-            with attempt:
-                return await self._send(method, path, body)
-        raise AssertionError("tenacity ends by returning or re-raising")  # pragma: no cover
 
     async def _send(self, method: Method, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
         """One HTTP attempt, with the outcome mapped onto the failure policy."""

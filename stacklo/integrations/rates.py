@@ -47,13 +47,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 import structlog
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from stacklo.domain.fx import ANCHOR, Pair, Snapshot, round_rate
 from stacklo.domain.money import MONEY_CONTEXT, CurrencyCode
@@ -205,23 +198,13 @@ class CoinbaseRateFeed(BreakerClient):
     # -------------------------------------------------------------------- plumbing
 
     async def _with_retries(self) -> dict[Pair, Decimal]:
-        def before_sleep(state: RetryCallState) -> None:
-            failure = state.outcome.exception() if state.outcome else None
-            log.warning("coinbase.retry", attempt=state.attempt_number, error=str(failure))
-
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential_jitter(
-                multiplier=self._retry_wait, max=self._retry_max_wait, jitter=self._retry_wait
-            ),
-            retry=retry_if_exception_type(_Transient),
-            before_sleep=before_sleep,
-            reraise=True,
+        return await self.retried(
+            self._once,
+            attempts=self._attempts,
+            retry_if=lambda exc: isinstance(exc, _Transient),
+            wait=self._retry_wait,
+            max_wait=self._retry_max_wait,
         )
-        async for attempt in retrying:
-            with attempt:
-                return await self._once()
-        raise AssertionError("tenacity ends by returning or re-raising")  # pragma: no cover
 
     async def _once(self) -> dict[Pair, Decimal]:
         """One HTTP attempt, with the outcome mapped onto the failure policy."""

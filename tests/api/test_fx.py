@@ -363,23 +363,20 @@ async def test_cross_currency_send_delivers_exactly_the_target_amount(
         ("INVALID_INPUT", ["input", "amount"])
     ]
     k = key()
-    sent = await send(
-        client,
-        alice,
-        {"email": bob.email},
-        q["sourceAmount"]["amount"],
-        idempotency_key=k,
-        quoteId=q["id"],
-    )
+
+    async def send_quoted() -> dict[str, Any]:
+        return await send(
+            client,
+            alice,
+            {"email": bob.email},
+            q["sourceAmount"]["amount"],
+            idempotency_key=k,
+            quoteId=q["id"],
+        )
+
+    sent = await send_quoted()
     assert sent["userErrors"] == [], sent
-    retried = await send(
-        client,
-        alice,
-        {"email": bob.email},
-        q["sourceAmount"]["amount"],
-        idempotency_key=k,
-        quoteId=q["id"],
-    )
+    retried = await send_quoted()
     assert retried["transaction"]["id"] == sent["transaction"]["id"]  # the first answer
     assert sent["transaction"]["kind"] == "TRANSFER"
     assert (await wallets(client, bob))["USD"]["balance"]["amount"] == "10.00"

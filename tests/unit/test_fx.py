@@ -330,6 +330,22 @@ def test_zero_spread_collapses_to_mid() -> None:
 # ------------------------------------------------------------------------- quotes
 
 
+def assert_out_of_bounds(
+    p: Pricing,
+    snapshot: Snapshot,
+    pair: Pair,
+    *,
+    source_amount: Decimal | None = None,
+    target_amount: Decimal | None = None,
+) -> None:
+    """The quote is refused with LIMIT_EXCEEDED on the amount the client gave."""
+    with pytest.raises(DomainError) as e:
+        p.quote(USER, snapshot, pair.base, pair.quote, source_amount, target_amount, NOW)
+    assert e.value.code is ErrorCode.LIMIT_EXCEEDED
+    given = "sourceAmount" if source_amount is not None else "targetAmount"
+    assert e.value.field == ("input", given)
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.data(), snapshots(), pricings(), pairs)
 def test_source_given_quote_follows_the_rounding_rule(
@@ -353,10 +369,7 @@ def test_source_given_quote_follows_the_rounding_rule(
         (low is not None and source < low) or (high is not None and source > high) or target <= 0
     )
     if refused:
-        with pytest.raises(DomainError) as e:
-            p.quote(USER, snapshot, s, t, amount, None, NOW)
-        assert e.value.code is ErrorCode.LIMIT_EXCEEDED
-        assert e.value.field == ("input", "sourceAmount")
+        assert_out_of_bounds(p, snapshot, pair, source_amount=amount)
         return
     q = p.quote(USER, snapshot, s, t, amount, None, NOW)
     assert q.rate == rate.bid and q.mid == rate.mid
@@ -388,10 +401,7 @@ def test_target_given_quote_is_exact_and_minimal(
     low, high = p.min_amount.get(s), p.max_amount.get(s)
     refused = (low is not None and source < low) or (high is not None and source > high)
     if refused:
-        with pytest.raises(DomainError) as e:
-            p.quote(USER, snapshot, s, t, None, amount, NOW)
-        assert e.value.code is ErrorCode.LIMIT_EXCEEDED
-        assert e.value.field == ("input", "targetAmount")
+        assert_out_of_bounds(p, snapshot, pair, target_amount=amount)
         return
     q = p.quote(USER, snapshot, s, t, None, amount, NOW)
     assert q.rate == rate.bid
