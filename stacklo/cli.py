@@ -67,10 +67,21 @@ def _port_free(host: str, port: int) -> str | None:
     return None
 
 
+def _refuse_production(settings: Settings) -> int | None:
+    """Exit code 2 and one line per reason when production would run on laptop parts."""
+    problems = settings.production_problems()
+    for problem in problems:
+        _fail(f"production refuses to start: {problem}")
+    return 2 if problems else None
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = Settings()
+    refused = _refuse_production(settings)
+    if refused is not None:
+        return refused
     problem = _port_free(args.host, args.port)
     if problem:
         return _fail(problem)
@@ -110,14 +121,16 @@ def serve(args: argparse.Namespace) -> int:
 def worker(args: argparse.Namespace) -> int:
     """The outbox relay and the rate ticker (later also the scheduler), safe to run several
     times: each job leads through its own advisory lock."""
-    from broadcaster import Broadcast
-
     from stacklo.app import build_exchange, run_jobs
     from stacklo.data.db import create_engine
     from stacklo.data.uow import SqlUnitOfWorkFactory
     from stacklo.observability import configure_logging, log
+    from stacklo.realtime.broadcast import make_broadcast
 
     settings = Settings()
+    refused = _refuse_production(settings)
+    if refused is not None:
+        return refused
     if not settings.redis_url:
         return _fail(
             "stacklo worker publishes through Redis: set REDIS_URL "
@@ -128,7 +141,7 @@ def worker(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         engine = create_engine(url, pool_size=3, max_overflow=2)
-        broadcast = Broadcast(settings.broadcast_url)
+        broadcast = make_broadcast(settings.broadcast_url)
         try:
             await broadcast.connect()
         except Exception as e:  # Redis down: one line, non-zero

@@ -2,8 +2,10 @@
 
 With no database URL the server runs on an embedded PostgreSQL (the ``pgserver`` wheel) in
 ``data_dir``; the JWT secret is then generated once and kept in that folder so tokens
-survive restarts. Production sets ``STACKLO_ENV=production``, which refuses to start without
-an explicit database URL and secret.
+survive restarts. ``STACKLO_ENV=production`` refuses to start on anything made for a laptop:
+the embedded database, a generated JWT secret, the sandbox payment provider or the sandbox
+rate feed (``production_problems`` names each). Staging may opt into the sandbox explicitly
+(``STACKLO_ALLOW_SANDBOX_IN_PRODUCTION``), and the server then says so loudly at start.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
+from limits import RateLimitItem, parse
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -109,6 +112,48 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_MAX_AMOUNT)
     )
 
+    # Production refuses the sandbox payment provider and rate feed unless this is set
+    # (staging): with it, anyone can mint sandbox money.
+    allow_sandbox_in_production: bool = False
+
+    # What one operation may ask for, checked before it runs (stacklo/schema/limits.py); its
+    # text's length is checked before it is even parsed.
+    max_query_chars: int = Field(default=20_000, ge=100, le=10_000_000)
+    max_query_tokens: int = Field(default=2000, ge=50, le=100_000)
+    max_query_depth: int = Field(default=10, ge=2, le=100)
+    max_query_aliases: int = Field(default=30, ge=0, le=10_000)
+    max_query_cost: int = Field(default=2000, ge=10, le=10_000_000)
+    # Database connections one request may hold at once, so no request can take the pool.
+    db_connections_per_request: int = Field(default=2, ge=1, le=50)
+    # Bytes a request body may have: GraphQL JSON and webhooks; multipart uploads their own.
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_upload_bytes: int = Field(default=11 * 1024 * 1024, ge=1024)
+    # Schema introspection and GraphiQL: public, staff only, or off. Default: public, except
+    # in production (staff only, and no GraphiQL page).
+    introspection: Literal["public", "staff", "off"] | None = None
+    graphiql: bool | None = None
+    # /metrics: with a token, only `Authorization: Bearer <token>` reads it; in production it
+    # is not served at all without one.
+    metrics_token: str | None = Field(default=None, min_length=16)
+
+    # Authentication throttles (limits' notation, e.g. "20/minute"): every sign-up, log-in and
+    # password change per client address; failed log-ins and password checks per account.
+    auth_attempts_per_address: Annotated[RateLimitItem, NoDecode] = Field(
+        default_factory=lambda: parse("20/minute")
+    )
+    auth_failures_per_account: Annotated[RateLimitItem, NoDecode] = Field(
+        default_factory=lambda: parse("10/15minutes")
+    )
+    # Argon2 hashes at once (each holds argon2_memory_kib) and how many may queue for a turn.
+    password_hash_concurrency: int = Field(default=2, ge=1, le=64)
+    password_hash_queue: int = Field(default=32, ge=0, le=10_000)
+
+    # WebSockets: in-flight operations per socket, open sockets per client address (per
+    # process), and how long a socket that is not signed in may sit without a subscription.
+    ws_operations_per_socket: int = Field(default=25, ge=1, le=1000)
+    ws_sockets_per_address: int = Field(default=50, ge=1, le=100_000)
+    ws_idle_anonymous_seconds: float = Field(default=30.0, gt=0, le=3600)
+
     trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
     log_json: bool = True
@@ -122,6 +167,16 @@ class Settings(BaseSettings):
             return [
                 ipaddress.ip_network(p.strip(), strict=False) for p in value.split(",") if p.strip()
             ]
+        return value
+
+    @field_validator("auth_attempts_per_address", "auth_failures_per_account", mode="before")
+    @classmethod
+    def _rate(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return parse(value)
+            except ValueError:
+                raise ValueError(f"not a rate such as 20/minute: {value!r}") from None
         return value
 
     @field_validator("database_url")
@@ -153,6 +208,57 @@ class Settings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return self.database_url is None
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def sandbox_payments(self) -> bool:
+        return not self.paystack_secret_key
+
+    @property
+    def introspection_policy(self) -> Literal["public", "staff", "off"]:
+        if self.introspection is not None:
+            return self.introspection
+        return "staff" if self.production else "public"
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.graphiql if self.graphiql is not None else not self.production
+
+    def production_problems(self) -> list[str]:
+        """Why this configuration must not serve production traffic (empty: it may)."""
+        if not self.production:
+            return []
+        problems = []
+        if self.database_url is None:
+            problems.append("set DATABASE_URL: production never runs the embedded database")
+        if not self.jwt_secret:
+            problems.append("set STACKLO_JWT_SECRET (at least 32 characters)")
+        if not self.allow_sandbox_in_production:
+            if self.sandbox_payments:
+                problems.append(
+                    "set PAYSTACK_SECRET_KEY: the sandbox payment provider would let anyone "
+                    "mint money (STACKLO_ALLOW_SANDBOX_IN_PRODUCTION=true allows it for staging)"
+                )
+            if self.rate_feed == "sandbox":
+                problems.append(
+                    "set STACKLO_RATE_FEED=coinbase: the sandbox rate feed invents prices "
+                    "(STACKLO_ALLOW_SANDBOX_IN_PRODUCTION=true allows it for staging)"
+                )
+        return problems
+
+    def sandbox_warnings(self) -> list[str]:
+        """Sandbox parts serving a production configuration by explicit opt-in."""
+        if not (self.production and self.allow_sandbox_in_production):
+            return []
+        parts = []
+        if self.sandbox_payments:
+            parts.append("the sandbox payment provider (anyone can mint money)")
+        if self.rate_feed == "sandbox":
+            parts.append("the sandbox rate feed (invented prices)")
+        return parts
 
     @property
     def worker_in_process(self) -> bool:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from stacklo.data.tables import outbox_events, outbox_state
 from stacklo.domain.events import (
     RATES,
+    SESSIONS_ENDED,
     TRANSACTION,
     WALLET,
     OutboxEvent,
@@ -95,6 +96,11 @@ WALLET_EVENTS = f"""INSERT INTO outbox_events (topic, aggregate_id, audience, pa
        SELECT '{WALLET}', v.id, ARRAY[v.user_id], CAST(v.payload AS jsonb)
        FROM unnest(CAST(:ev_ids AS text[]), CAST(:ev_users AS uuid[]),
                    CAST(:ev_payloads AS text[])) AS v(id, user_id, payload)"""  # noqa: S608
+# Sessions a statement revoked (a ``revoked`` CTE of id, user_id), one event per user.
+SESSIONS_ENDED_EVENTS = f"""INSERT INTO outbox_events (topic, aggregate_id, audience, payload)
+       SELECT '{SESSIONS_ENDED}', user_id::text, ARRAY[user_id],
+              jsonb_build_object('sessions', array_agg(id::text), 'reason', :ev_reason)
+       FROM revoked GROUP BY user_id"""  # noqa: S608 - constants only, values are bound
 _TRANSACTION_CHANGED = text(TRANSACTION_EVENT)
 _WALLETS_CHANGED = text(WALLET_EVENTS)
 

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, or_, select, tuple_, update
+from sqlalchemy import Row, and_, func, or_, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from stacklo.data.outbox import Outbox
+from stacklo.data.outbox import SESSIONS_ENDED_EVENTS, Outbox
 from stacklo.data.tables import audit_events, auth_sessions, refresh_tokens, users, wallets
 from stacklo.domain.errors import Conflict
 from stacklo.domain.models import (
@@ -165,6 +165,20 @@ class Users:
         return Page([_user(r) for r in rows[:first]], len(rows) > first)
 
 
+# Revoke one session (:one) or every live session of :user but :keep, and announce it in the
+# same statement, so every server process closes the sockets those sessions opened.
+_REVOKE = text(
+    f"""WITH revoked AS (
+          UPDATE auth_sessions SET revoked_at = :at, revoked_reason = :ev_reason
+          WHERE revoked_at IS NULL
+            AND (id = CAST(:one AS uuid)
+                 OR (user_id = CAST(:user AS uuid) AND id IS DISTINCT FROM CAST(:keep AS uuid)))
+          RETURNING id, user_id),
+        announced AS ({SESSIONS_ENDED_EVENTS})
+        SELECT count(*) FROM revoked"""  # noqa: S608 - constants only, values are bound
+)
+
+
 class Sessions:
     def __init__(self, conn: AsyncConnection):
         self._conn = conn
@@ -230,22 +244,32 @@ class Sessions:
 
     async def revoke(self, session_id: uuid.UUID, at: datetime, reason: str) -> bool:
         result = await self._conn.execute(
-            update(auth_sessions)
-            .where(auth_sessions.c.id == session_id, auth_sessions.c.revoked_at.is_(None))
-            .values(revoked_at=at, revoked_reason=reason)
+            _REVOKE, {"one": session_id, "user": None, "keep": None, "at": at, "ev_reason": reason}
         )
-        return bool(result.rowcount)
+        return bool(result.scalar())
 
     async def revoke_others(
         self, user_id: uuid.UUID, keep: uuid.UUID | None, at: datetime, reason: str
     ) -> int:
-        query = update(auth_sessions).where(
-            auth_sessions.c.user_id == user_id, auth_sessions.c.revoked_at.is_(None)
+        result = await self._conn.execute(
+            _REVOKE, {"one": None, "user": user_id, "keep": keep, "at": at, "ev_reason": reason}
         )
-        if keep is not None:
-            query = query.where(auth_sessions.c.id != keep)
-        result = await self._conn.execute(query.values(revoked_at=at, revoked_reason=reason))
-        return int(result.rowcount)
+        return int(result.scalar() or 0)
+
+    async def ended(self, session_ids: Sequence[uuid.UUID], now: datetime) -> set[uuid.UUID]:
+        """Which of these sessions are revoked, expired or gone."""
+        if not session_ids:
+            return set()
+        live = (
+            await self._conn.execute(
+                select(auth_sessions.c.id).where(
+                    auth_sessions.c.id.in_(list(session_ids)),
+                    auth_sessions.c.revoked_at.is_(None),
+                    auth_sessions.c.expires_at > now,
+                )
+            )
+        ).scalars()
+        return set(session_ids) - set(live)
 
     async def active_viewer(
         self, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime

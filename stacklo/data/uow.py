@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from types import TracebackType
 from typing import Self
 
@@ -11,6 +13,19 @@ from stacklo.data.fx import Quotes, Rates
 from stacklo.data.ledger import Idempotency, Ledger
 from stacklo.data.outbox import Outbox
 from stacklo.data.repositories import Audit, Sessions, Users, Wallets
+
+# Connections the current request (or WebSocket operation) may hold at once. Set per request by
+# the web layer (``limit_connections``); tasks a request spawns share it. Unset (background
+# jobs, the CLI): no limit beyond the pool's. So a query that fans out into many batch loads
+# waits its turn instead of taking the whole pool from everyone else.
+_request_slots: contextvars.ContextVar[asyncio.Semaphore | None] = contextvars.ContextVar(
+    "stacklo_request_slots", default=None
+)
+
+
+def limit_connections(count: int) -> None:
+    """From now on in this task (and the tasks it starts), at most ``count`` connections."""
+    _request_slots.set(asyncio.Semaphore(count))
 
 
 class SqlUnitOfWork:
@@ -29,9 +44,17 @@ class SqlUnitOfWork:
         self._read_only = read_only
         self._conn: AsyncConnection | None = None
         self._tx: AsyncTransaction | None = None
+        self._slots: asyncio.Semaphore | None = None
 
     async def __aenter__(self) -> Self:
-        self._conn = await self._engine.connect()
+        self._slots = _request_slots.get()
+        if self._slots is not None:
+            await self._slots.acquire()
+        try:
+            self._conn = await self._engine.connect()
+        except BaseException:
+            self._release()
+            raise
         if self._read_only:
             # Reads need no transaction: autocommit saves the BEGIN and ROLLBACK round trips.
             await self._conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -59,8 +82,16 @@ class SqlUnitOfWork:
             if self._tx is not None and self._tx.is_active:
                 await self._tx.rollback()
         finally:
-            await self._conn.close()
-            self._conn = self._tx = None
+            try:
+                await self._conn.close()
+            finally:
+                self._conn = self._tx = None
+                self._release()
+
+    def _release(self) -> None:
+        if self._slots is not None:
+            self._slots.release()
+            self._slots = None
 
     async def commit(self) -> None:
         if self._tx is None:

@@ -19,6 +19,9 @@ from stacklo.domain.money import CurrencyCode
 TRANSACTION = "transaction"
 WALLET = "wallet"
 RATES = "rates"
+# Sign-in sessions ended (log-out, password change, refresh-token reuse): every server process
+# closes the sockets those sessions opened. Payload: {"sessions": [ids], "reason": str}.
+SESSIONS_ENDED = "sessions_ended"
 
 
 @dataclass(frozen=True, slots=True)

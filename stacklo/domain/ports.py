@@ -86,6 +86,10 @@ class SessionRepository(Protocol):
     async def revoke_others(
         self, user_id: uuid.UUID, keep: uuid.UUID | None, at: datetime, reason: str
     ) -> int: ...
+    async def ended(self, session_ids: Sequence[uuid.UUID], now: datetime) -> set[uuid.UUID]:
+        """Which of these sessions are revoked, expired or gone (for open sockets)."""
+        ...
+
     async def active_viewer(
         self, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
     ) -> User | None:

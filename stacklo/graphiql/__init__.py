@@ -9,13 +9,21 @@ at run time, never ``node_modules``.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from string import Template
 from typing import Final
 
 from starlette.staticfiles import StaticFiles
 
-__all__ = ["ASSETS_PATH", "VENDOR_DIR", "assets_app", "render_html", "vendor_missing"]
+__all__ = [
+    "ASSETS_PATH",
+    "VENDOR_DIR",
+    "assets_app",
+    "content_security_policy",
+    "render_html",
+    "vendor_missing",
+]
 
 ASSETS_PATH: Final = "/graphiql-assets"
 """URL prefix where :func:`assets_app` must be mounted; the page's asset URLs start with it."""
@@ -47,12 +55,12 @@ _PAGE: Final = Template(
 <title>stacklo GraphiQL</title>
 <link rel="icon" href="data:,">
 $styles
-<style>body{margin:0;height:100vh;overflow:hidden}#graphiql{height:100vh}</style>
+<style nonce="$nonce">body{margin:0;height:100vh;overflow:hidden}#graphiql{height:100vh}</style>
 </head>
 <body>
 <div id="graphiql">Loading GraphiQL...</div>
 $scripts
-<script>
+<script nonce="$nonce">
 (function () {
   "use strict";
   var graphqlPath = $graphql_path;
@@ -116,7 +124,7 @@ def _js_string(value: str) -> str:
     return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def render_html(graphql_path: str = "/graphql") -> str:
+def render_html(graphql_path: str = "/graphql", nonce: str = "") -> str:
     """Return the GraphiQL page for the endpoint at ``graphql_path`` on this same origin.
 
     Every script and stylesheet is a same-origin URL under :data:`ASSETS_PATH`, so the page
@@ -127,9 +135,32 @@ def render_html(graphql_path: str = "/graphql") -> str:
         raise ValueError(
             f"graphql_path must be an absolute path such as /graphql: {graphql_path!r}"
         )
+    if not re.fullmatch(r"[A-Za-z0-9_-]*", nonce):
+        raise ValueError("a CSP nonce is base64url")
     styles = "\n".join(f'<link rel="stylesheet" href="{ASSETS_PATH}/{f}">' for f in _STYLES)
     scripts = "\n".join(f'<script src="{ASSETS_PATH}/{f}"></script>' for f in _SCRIPTS)
-    return _PAGE.substitute(styles=styles, scripts=scripts, graphql_path=_js_string(graphql_path))
+    return _PAGE.substitute(
+        styles=styles, scripts=scripts, graphql_path=_js_string(graphql_path), nonce=nonce
+    )
+
+
+def content_security_policy(nonce: str) -> str:
+    """The page's CSP: only our own scripts and the one inline script carrying ``nonce``;
+    requests (HTTP and WebSocket) to this origin only; never framed."""
+    return "; ".join(
+        (
+            "default-src 'none'",
+            f"script-src 'self' 'nonce-{nonce}'",
+            # GraphiQL sets style attributes at run time.
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' data:",
+            "font-src 'self' data:",
+            "connect-src 'self'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        )
+    )
 
 
 def assets_app() -> StaticFiles:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeGuard
@@ -49,6 +50,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "SIGNATURE_HEADER",
     "DepositVerification",
+    "MalformedEvent",
     "PaystackProvider",
     "parse_event",
     "sign",
@@ -363,13 +365,25 @@ def verify_signature(secret_key: str, raw_body: bytes, signature: str | None) ->
     return hmac.compare_digest(expected, signature.encode("utf-8", "replace"))
 
 
+class MalformedEvent(ValueError):
+    """A signed event of a kind we act on, whose fields we cannot use (the reason says why)."""
+
+
+# Paystack's reference alphabet ("only -, ., = and alphanumeric characters"), bounded by what
+# the ledger stores; the currency is an ISO code; amounts fit NUMERIC(38, 18) in minor units.
+_REFERENCE = re.compile(r"[A-Za-z0-9.=_-]{1,64}")
+_CURRENCY = re.compile(r"[A-Za-z]{3,5}")
+_MAX_MINOR = 10**30
+
+
 def parse_event(raw_body: bytes) -> ProviderEvent | None:
-    """A verified webhook body as a ``ProviderEvent``; ``None`` if ignored or malformed.
+    """A verified webhook body as a ``ProviderEvent``; ``None`` for a body that is not an event
+    we act on (another kind, not JSON, not an object). Raises ``MalformedEvent`` for an event
+    of our kinds with unusable fields, which the endpoint answers 400 without touching the
+    ledger.
 
     Call it only after ``verify_signature``. ``provider_id`` is the transfer code for transfer
-    events (what ``payout`` returned) and Paystack's transaction id for charges. Malformed
-    bodies give ``None`` rather than an exception: a webhook endpoint should acknowledge them
-    and move on, since Paystack would only resend the same bytes.
+    events (what ``payout`` returned) and Paystack's transaction id for charges.
     """
     try:
         payload = json.loads(raw_body, parse_constant=_reject_constant)
@@ -378,21 +392,23 @@ def parse_event(raw_body: bytes) -> ProviderEvent | None:
     if not isinstance(payload, dict):
         return None
     kind = payload.get("event")
-    data = payload.get("data")
-    if not isinstance(kind, str) or kind not in _EVENT_KINDS or not isinstance(data, dict):
+    if not isinstance(kind, str) or kind not in _EVENT_KINDS:
         return None
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        raise MalformedEvent("data is not an object")
     reference = data.get("reference")
     amount = data.get("amount")
     currency = data.get("currency")
-    if not isinstance(reference, str) or not reference:
-        return None
-    if not _is_int(amount) or amount < 0:
-        return None
-    if not isinstance(currency, str) or not currency:
-        return None
+    if not isinstance(reference, str) or not _REFERENCE.fullmatch(reference):
+        raise MalformedEvent("reference is not a Paystack reference")
+    if not _is_int(amount) or not 0 <= amount < _MAX_MINOR:
+        raise MalformedEvent("amount is not a whole number of minor units")
+    if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
+        raise MalformedEvent("currency is not a currency code")
     provider_id = _event_provider_id(kind, data)
     if provider_id is None:
-        return None
+        raise MalformedEvent("the event carries no id")
     return ProviderEvent(
         kind=kind,
         reference=reference,
@@ -408,11 +424,14 @@ def parse_event(raw_body: bytes) -> ProviderEvent | None:
 
 def _event_provider_id(kind: str, data: dict[str, Any]) -> str | None:
     transfer_code = data.get("transfer_code")
-    if kind.startswith("transfer.") and isinstance(transfer_code, str) and transfer_code:
-        return transfer_code
+    is_code = isinstance(transfer_code, str) and _REFERENCE.fullmatch(transfer_code)
+    if kind.startswith("transfer.") and is_code:
+        return str(transfer_code)
     event_id = data.get("id")
-    if _is_int(event_id) or (isinstance(event_id, str) and event_id):
+    if _is_int(event_id) and 0 <= event_id < 10**18:
         return str(event_id)
+    if isinstance(event_id, str) and _REFERENCE.fullmatch(event_id):
+        return event_id
     return None
 
 

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import html
 import json
+import re
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
@@ -35,6 +36,12 @@ PREFIX = "/sandbox/paystack"
 Deliver = Callable[[bytes, str, Request], Awaitable[Response]]
 # reference -> (amount in minor units, currency) of a payout, or None if there is none.
 Lookup = Callable[[str], Awaitable[tuple[int, str] | None]]
+# Our own references (TXN-7Q2K9F4D); anything else names no payment here.
+_REFERENCE = re.compile(r"[A-Z0-9-]{1,32}")
+
+
+def _not_found(what: str) -> JSONResponse:
+    return JSONResponse({"error": what}, status_code=404)
 
 
 class SandboxProvider:
@@ -70,15 +77,19 @@ class SandboxProvider:
             try:
                 minor = int(request.query_params["amount"])
                 currency = request.query_params["currency"]
-                valid = hmac.compare_digest(
-                    request.query_params["sig"], self._seal(reference, minor, currency)
+                valid = _REFERENCE.fullmatch(reference) is not None and hmac.compare_digest(
+                    request.query_params["sig"].encode(),
+                    self._seal(reference, minor, currency).encode(),
                 )
             except (KeyError, ValueError):
                 valid = False
-            if not valid:
-                return JSONResponse({"error": "unknown or tampered payment link"}, status_code=404)
+            if not valid or currency not in {c.value for c in CURRENCIES}:
+                return _not_found("unknown or tampered payment link")
             if request.method == "GET":
-                return HTMLResponse(_page(reference, minor, currency))
+                return HTMLResponse(
+                    _page(reference, minor, currency),
+                    headers={"Content-Security-Policy": _PAGE_POLICY},
+                )
             form = await request.form()
             outcome = str(form.get("outcome", ""))
             if outcome not in ("success", "failure"):
@@ -86,14 +97,17 @@ class SandboxProvider:
                     {"error": "outcome must be success or failure"}, status_code=400
                 )
             # Tests may pay a different amount to exercise the mismatch path.
-            paid = int(str(form.get("amount_minor") or minor))
+            try:
+                paid = int(str(form.get("amount_minor") or minor))
+            except ValueError:
+                return JSONResponse({"error": "amount_minor must be an integer"}, status_code=400)
             event = {
                 "event": "charge.success" if outcome == "success" else "charge.failed",
                 "data": {
                     "id": secrets.randbelow(10**9),
                     "reference": reference,
                     "amount": paid,
-                    "currency": str(form.get("currency") or currency),
+                    "currency": str(form.get("currency") or currency)[:8],
                     "status": "success" if outcome == "success" else "failed",
                     "channel": "sandbox",
                 },
@@ -102,6 +116,8 @@ class SandboxProvider:
 
         async def transfer(request: Request) -> Response:
             reference = request.path_params["reference"]
+            if not _REFERENCE.fullmatch(reference):
+                return _not_found("no such payout")
             form = await request.form()
             outcome = str(form.get("outcome", ""))
             kinds = {
@@ -115,7 +131,7 @@ class SandboxProvider:
                 )
             found = await lookup(reference)
             if found is None:
-                return JSONResponse({"error": "no such payout"}, status_code=404)
+                return _not_found("no such payout")
             event = {
                 "event": kinds[outcome],
                 "data": {
@@ -139,6 +155,11 @@ class SandboxProvider:
     ) -> Response:
         raw = json.dumps(event).encode()
         return await deliver(raw, sign(self.secret_key, raw), request)
+
+
+_PAGE_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 def _page(reference: str, minor: int, currency: str) -> str:

@@ -1,13 +1,15 @@
-"""Broadcast channel names. One per user (their transactions and wallets) and one for staff."""
+"""Broadcast channel names: one per user (their transactions and wallets), one for staff, one
+for rate ticks, and one for ended sign-in sessions (every process closes their sockets)."""
 
 from __future__ import annotations
 
 import uuid
 
-from stacklo.domain.events import RATES, TRANSACTION, OutboxEvent
+from stacklo.domain.events import RATES, SESSIONS_ENDED, TRANSACTION, OutboxEvent
 
 PLATFORM = "stacklo:platform"
 RATES_CHANNEL = "stacklo:rates"
+SESSIONS_CHANNEL = "stacklo:sessions"
 
 
 def user_channel(user_id: uuid.UUID) -> str:
@@ -19,6 +21,8 @@ def channels_for(event: OutboxEvent) -> list[str]:
     the public rates channel for rate ticks."""
     if event.topic == RATES:
         return [RATES_CHANNEL]
+    if event.topic == SESSIONS_ENDED:
+        return [SESSIONS_CHANNEL]
     out = [user_channel(u) for u in event.audience]
     if event.topic == TRANSACTION:
         out.append(PLATFORM)

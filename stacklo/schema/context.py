@@ -1,8 +1,16 @@
-"""Per-request context: who is asking, from where, and the application's services."""
+"""Per-request context: who is asking, from where, and the application's services.
+
+Over HTTP a context lives for one request. A WebSocket has one context for the connection, but
+each operation on it runs with its own viewer (authenticated again when the operation starts,
+so an ended session runs nothing) and its own batch loaders (so a long-lived socket never
+serves stale cached rows): ``begin_operation`` sets them for the operation's task and the
+tasks it spawns.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +32,7 @@ if TYPE_CHECKING:
     from stacklo.domain.exchange import Exchange
     from stacklo.domain.payments import Payments
     from stacklo.domain.ports import Clock, UnitOfWorkFactory
+    from stacklo.realtime.sessions import SessionGuard
     from stacklo.realtime.streams import Streams
 
 
@@ -40,6 +49,7 @@ class Services:
     payments: Payments
     streams: Streams
     exchange: Exchange
+    sessions: SessionGuard
 
 
 class Loaders:
@@ -85,6 +95,18 @@ class Loaders:
         return [found.get(k) for k in keys]
 
 
+@dataclass(slots=True)
+class _Operation:
+    owner: Context
+    viewer: asyncio.Future[Viewer | None]
+    loaders: Loaders
+
+
+_operation: contextvars.ContextVar[_Operation | None] = contextvars.ContextVar(
+    "stacklo_operation", default=None
+)
+
+
 @dataclass
 class Context:
     services: Services
@@ -93,16 +115,24 @@ class Context:
     request: Any = None
     response: Any = None
     connection_params: dict[str, Any] | None = None
-    # WebSocket only: the timer that closes the socket when the access token expires.
-    expiry: asyncio.TimerHandle | None = None
-    loaders: Loaders = field(init=False)
+    # WebSocket only: the connection's own state (timers, its session registration).
+    socket: Any = None
+    _loaders: Loaders = field(init=False, repr=False)
     _viewer: asyncio.Future[Viewer | None] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.loaders = Loaders(self.services)
+        self._loaders = Loaders(self.services)
+
+    @property
+    def loaders(self) -> Loaders:
+        op = self._operation()
+        return op.loaders if op is not None else self._loaders
 
     async def viewer(self) -> Viewer | None:
         """The caller, or None when no token was sent. A bad token is UNAUTHENTICATED."""
+        op = self._operation()
+        if op is not None:
+            return await asyncio.shield(op.viewer)
         if self._viewer is None:
             self._viewer = asyncio.ensure_future(self._authenticate())
         return await asyncio.shield(self._viewer)
@@ -114,14 +144,26 @@ class Context:
         return viewer
 
     def set_viewer(self, viewer: Viewer) -> None:
-        future: asyncio.Future[Viewer | None] = asyncio.get_running_loop().create_future()
-        future.set_result(viewer)
-        self._viewer = future
+        self._viewer = _done(viewer)
+
+    def begin_operation(self, viewer: Viewer | None) -> None:
+        """This task (a WebSocket operation) runs as ``viewer`` with fresh loaders."""
+        _operation.set(_Operation(self, _done(viewer), Loaders(self.services)))
+
+    def _operation(self) -> _Operation | None:
+        op = _operation.get()
+        return op if op is not None and op.owner is self else None
 
     async def _authenticate(self) -> Viewer | None:
         if not self.bearer:
             return None
         return await self.services.authenticator.authenticate(self.bearer)
+
+
+def _done(viewer: Viewer | None) -> asyncio.Future[Viewer | None]:
+    future: asyncio.Future[Viewer | None] = asyncio.get_running_loop().create_future()
+    future.set_result(viewer)
+    return future
 
 
 Info = _Info[Context, None]

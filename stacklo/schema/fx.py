@@ -11,6 +11,7 @@ from strawberry import relay
 from stacklo.domain import exchange, fx
 from stacklo.schema.common import CurrencyCode, MoneyType, UserError
 from stacklo.schema.context import Info
+from stacklo.schema.limits import cost
 from stacklo.schema.types import Transaction, User, Wallet
 
 strawberry.enum(fx.QuoteStatus, name="QuoteStatus")
@@ -127,7 +128,7 @@ class Holding:
 @strawberry.type
 class Portfolio:
     total_value: MoneyType
-    holdings: list[Holding]
+    holdings: list[Holding] = strawberry.field(metadata=cost(size=len(CurrencyCode)))
 
     @classmethod
     def of(cls, p: exchange.Portfolio) -> Portfolio:

@@ -2,31 +2,34 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry import relay
-from strawberry.extensions import MaskErrors, ParserCache, ValidationCache
+from strawberry.extensions import MaskErrors, ParserCache
 from strawberry.extensions.field_extension import FieldExtension
 from strawberry.permission import PermissionExtension
 from strawberry.schema.config import StrawberryConfig
 
 from stacklo.domain.errors import AccessError, DomainError
+from stacklo.domain.fx import SUPPORTED_PAIRS
 from stacklo.observability import observe_operation, report_unexpected
 from stacklo.resolvers import auth as auth_resolvers
 from stacklo.resolvers import fx as fx_resolvers
 from stacklo.resolvers import money as money_resolvers
 from stacklo.resolvers import realtime as realtime_resolvers
 from stacklo.resolvers import users as user_resolvers
-from stacklo.schema.common import DECIMAL_SCALAR, Connection, Currency
+from stacklo.schema.common import DECIMAL_SCALAR, Connection, Currency, CurrencyCode
 from stacklo.schema.fx import (
     ConvertPayload,
     CreateQuotePayload,
     ExchangeRate,
     ReviewKycPayload,
 )
+from stacklo.schema.limits import OperationLimits, cost, refusal
 from stacklo.schema.permissions import Allowed, IsAuthenticated
 from stacklo.schema.types import (
     AuditEvent,
@@ -64,7 +67,9 @@ class Query:
     me: User | None = strawberry.field(
         resolver=user_resolvers.me, description="The signed-in user, or null."
     )
-    currencies: list[Currency] = strawberry.field(resolver=user_resolvers.currencies)
+    currencies: list[Currency] = strawberry.field(
+        resolver=user_resolvers.currencies, metadata=cost(size=len(CurrencyCode))
+    )
     users: Connection[User] = strawberry.field(
         resolver=user_resolvers.users,
         description="Staff only.",
@@ -73,6 +78,7 @@ class Query:
     transaction: Transaction | None = strawberry.field(resolver=money_resolvers.transaction)
     rates: list[ExchangeRate] = strawberry.field(
         resolver=fx_resolvers.rates,
+        metadata=cost(size=len(SUPPORTED_PAIRS)),
         description="Live rates; every supported pair when pairs is null.",
     )
     audit_events: Connection[AuditEvent] = strawberry.field(
@@ -153,13 +159,21 @@ class Subscription:
     )
 
 
-class ErrorPolicy(MaskErrors):
-    """Codes for expected failures; anything unexpected is masked, logged and counted.
+_SUGGESTION = re.compile(r"\s*Did you mean .*\?\s*$", re.DOTALL)
+_TOO_MANY_TOKENS = re.compile(r"more than (\d+) tokens")
 
-    Syntax, validation and variable-coercion errors are the client's and pass through, as do
-    our own: AccessError (UNAUTHENTICATED/FORBIDDEN/RATE_LIMITED/...), DomainError in a query
-    (e.g. INVALID_INPUT for first > 100), a GraphQLError a permission class raised. Anything
-    else, also an exception escaping a subscription's generator, is masked.
+
+class ErrorPolicy(MaskErrors):
+    """Every error a client sees has an ``extensions.code``; anything unexpected is masked,
+    logged and counted.
+
+    Ours pass with their codes: AccessError (UNAUTHENTICATED/FORBIDDEN/RATE_LIMITED/...),
+    DomainError in a query (e.g. INVALID_INPUT for first > 100), a GraphQLError a permission
+    class or the operation limits raised. The client's own mistakes get GRAPHQL_PARSE_FAILED
+    (QUERY_TOO_COMPLEX past the token limit), GRAPHQL_VALIDATION_FAILED or BAD_USER_INPUT (a
+    variable that did not coerce); unless introspection is public, their "Did you mean"
+    suggestions are cut, since they would spell out the schema. Anything else, also an
+    exception escaping a subscription's generator, is masked.
     """
 
     def __init__(self) -> None:
@@ -177,14 +191,37 @@ class ErrorPolicy(MaskErrors):
             if original.field:
                 extensions["field"] = list(original.field)
             return self._coded(error, original.message, extensions)
-        if original is None or isinstance(original, GraphQLError):
-            return error  # syntax, validation, permission classes: already meant for clients
+        if isinstance(original, GraphQLError):
+            return self._client(original)
+        if original is None:
+            return self._client(error)
         if error.path is None and error.nodes:
-            return error  # a variable that did not coerce: located in the client's document
+            return self._client(error, "BAD_USER_INPUT")  # a variable that did not coerce
         request_id = report_unexpected(original)
         return self._coded(
             error, self.error_message, {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
         )
+
+    def _client(self, error: GraphQLError, code: str | None = None) -> GraphQLError:
+        if error.extensions and "code" in error.extensions:
+            return error
+        if isinstance(error, GraphQLSyntaxError):
+            tokens = _TOO_MANY_TOKENS.search(error.message)
+            if tokens:
+                limit = self.execution_context.context.services.settings.max_query_tokens
+                return refusal(
+                    "tokens", limit + 1, limit, f"The operation has more than {limit} tokens."
+                )
+            return self._coded(error, error.message, {"code": "GRAPHQL_PARSE_FAILED"})
+        message = error.message
+        if self._hide_schema():
+            message = _SUGGESTION.sub("", message)
+        return self._coded(error, message, {"code": code or "GRAPHQL_VALIDATION_FAILED"})
+
+    def _hide_schema(self) -> bool:
+        context = getattr(self.execution_context, "context", None)
+        services = getattr(context, "services", None)
+        return services is None or services.settings.introspection_policy != "public"
 
     @staticmethod
     def _coded(error: GraphQLError, message: str, extensions: dict[str, Any]) -> GraphQLError:
@@ -213,8 +250,9 @@ schema = QuietSchema(
     extensions=[
         ErrorPolicy,
         observe_operation,
-        # Factories: the LRU caches live at module level, shared by every request.
+        # Bounds each operation before validation, then validates (cached by document).
+        OperationLimits,
+        # A factory: the LRU cache lives at module level, shared by every request.
         lambda: ParserCache(maxsize=1000),
-        lambda: ValidationCache(maxsize=1000),
     ],
 )

@@ -28,6 +28,7 @@ from stacklo.schema.common import (
     page_size,
 )
 from stacklo.schema.context import Info
+from stacklo.schema.limits import cost
 
 if TYPE_CHECKING:
     from stacklo.schema.fx import Portfolio
@@ -103,7 +104,7 @@ class User(relay.Node):
             created_at=u.created_at,
         )
 
-    @strawberry.field
+    @strawberry.field(metadata=cost(size=len(CurrencyCode)))
     async def wallets(self, info: Info) -> list[Wallet]:
         found = await info.context.loaders.wallets_by_user.load(uuid.UUID(self.id))
         return [Wallet.of(w) for w in found]
@@ -309,13 +310,14 @@ class Transaction(relay.Node):
     def exchange_rate(self) -> Decimal | None:
         return self._tx.exchange_rate
 
-    @strawberry.field
+    @strawberry.field(metadata=cost(size=4))
     async def status_history(self, info: Info) -> list[TransactionStatusChange]:
         changes = await info.context.loaders.history.load(self._tx.id)
         return [TransactionStatusChange(status=c.status, at=c.at, reason=c.reason) for c in changes]
 
     @strawberry.field(
-        description="Ledger entries on the viewer's own wallets (all entries for staff)."
+        description="Ledger entries on the viewer's own wallets (all entries for staff).",
+        metadata=cost(size=5),
     )
     async def entries(self, info: Info) -> list[LedgerEntry]:
         viewer = await info.context.require_viewer()

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -400,13 +401,21 @@ def cluster(
         stop_server(b)
 
 
-def start_worker(env: dict[str, str], log: Path) -> "subprocess.Popen[bytes]":
-    return subprocess.Popen(
+def start_worker(env: dict[str, str], log: Path, timeout: float = 30) -> "subprocess.Popen[bytes]":
+    """A worker, returned once it leads the relay (events committed from then on flow)."""
+    seen = log.read_text().count("relay_leading") if log.exists() else 0
+    process = subprocess.Popen(
         [sys.executable, "-m", "stacklo", "worker"],
         env=env,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
+    deadline = time.monotonic() + timeout
+    while log.read_text().count("relay_leading") <= seen:
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"worker did not start:\n{log.read_text()[-4000:]}")
+        time.sleep(0.05)
+    return process
 
 
 async def test_a_transfer_on_instance_a_reaches_a_subscriber_on_b_within_a_second(

@@ -25,6 +25,7 @@ from stacklo.domain.ports import (
     ProviderUnavailable,
 )
 from stacklo.integrations.paystack import (
+    MalformedEvent,
     PaystackProvider,
     parse_event,
     sign,
@@ -468,21 +469,37 @@ def test_parse_transfer_event_without_code_falls_back_to_id() -> None:
         b"",
         b"\xff\xfe\x00",
         b"[]",
-        b'{"event": "charge.success"}',
         b'{"event": {"nested": 1}, "data": {}}',
+        b"[" * 100_000,
+        b'{"event": "charge.success", "data": {"reference": "d", "amount": NaN, "currency": "NGN", "id": 1}}',
+    ],
+)
+def test_parse_ignores_unknown_events_and_bodies_that_are_not_events(raw: bytes) -> None:
+    assert parse_event(raw) is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"event": "charge.success"}',
         b'{"event": "charge.success", "data": []}',
         body("charge.success", reference="", amount=1, currency="NGN", id=1),
+        body("charge.success", reference="d\x00x", amount=1, currency="NGN", id=1),
+        body("charge.success", reference="r" * 5000, amount=1, currency="NGN", id=1),
+        body("charge.success", reference="d e", amount=1, currency="NGN", id=1),
         body("charge.success", reference="d", amount="100", currency="NGN", id=1),
         body("charge.success", reference="d", amount=1.5, currency="NGN", id=1),
         body("charge.success", reference="d", amount=True, currency="NGN", id=1),
+        body("charge.success", reference="d", amount=-1, currency="NGN", id=1),
+        body("charge.success", reference="d", amount=10**40, currency="NGN", id=1),
         body("charge.success", reference="d", amount=1, id=1),
+        body("charge.success", reference="d", amount=1, currency="N\x00G", id=1),
         body("charge.success", reference="d", amount=1, currency="NGN"),
-        b'{"event": "charge.success", "data": {"reference": "d", "amount": NaN, "currency": "NGN", "id": 1}}',
-        b"[" * 100_000,
     ],
 )
-def test_parse_ignores_unknown_events_and_malformed_bodies(raw: bytes) -> None:
-    assert parse_event(raw) is None
+def test_parse_refuses_our_events_with_unusable_fields(raw: bytes) -> None:
+    with pytest.raises(MalformedEvent):
+        parse_event(raw)
 
 
 def test_constructor_refuses_settings_purgatory_would_misread() -> None:

@@ -1,0 +1,381 @@
+"""What one operation may ask for, measured before it runs.
+
+Checked in this order, cheapest first, all before GraphQL validation (whose work grows with the
+document, quadratically for overlapping fields) and long before execution:
+
+1. tokens: the parser stops past ``max_query_tokens``;
+2. depth, aliases, static cost and authentication mutations: one pass over the operation that
+   would run. Each named fragment is measured once per page size and its figures reused, so a
+   fragment spread a thousand times counts a thousand times but is walked once, and nested
+   spreads cannot multiply past the checks;
+3. introspection (``__schema``, ``__type``): as ``STACKLO_INTROSPECTION`` says (public, staff
+   only through casbin's ``schema introspect``, or off).
+
+A refusal is a GraphQL error with ``extensions.code`` ``QUERY_TOO_COMPLEX`` naming the
+``limit``, the ``measured`` figure and the ``maximum`` (``FORBIDDEN`` for introspection).
+
+Cost model (static, from the document and its variables; in the spirit of Shopify's):
+
+- a field returning a scalar or an enum costs 0; one returning an object costs 1;
+- a list of objects costs its size times (1 + its selection): the size the field declares with
+  ``cost(size=...)``, ``DEFAULT_LIST_SIZE`` otherwise;
+- a connection (a field with a ``first`` argument whose type has ``edges``) costs 1 plus, for
+  its ``edges``, ``first`` times (1 + the edge's selection); ``first`` is the argument or its
+  variable, else the default page size, and never more than the maximum page size (a larger
+  ``first`` is refused by the field itself);
+- a field that does more work declares its own base with ``cost(points=...)``;
+- introspection fields cost nothing here and do not count toward depth.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLOutputType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    VariableNode,
+    get_named_type,
+    is_composite_type,
+)
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
+
+DEFAULT_LIST_SIZE = 10
+# Mutations that check a password or mint a session: one per request, so aliases cannot turn
+# one request into many password guesses (the throttle counts requests).
+AUTH_MUTATIONS = frozenset({"signUp", "logIn", "refreshSession", "changePassword"})
+INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
+_CAP = 10**15  # figures past this are refused anyway; capping keeps the arithmetic small
+_COST_KEY = "stacklo.cost"
+
+
+def cost(*, points: int | None = None, size: int | None = None) -> dict[str, object]:
+    """Field metadata declaring its cost: ``strawberry.field(metadata=cost(size=7))``."""
+    return {_COST_KEY: (points, size)}
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    depth: int
+    aliases: int
+    cost: int
+    default_page: int
+    max_page: int
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    depth: int
+    aliases: int
+    cost: int
+    auth_mutations: int
+    introspection: bool
+
+
+class Over(Exception):
+    """A limit was passed; ``measured`` is what was counted when the walk stopped (at least)."""
+
+    def __init__(self, limit: str, measured: int, maximum: int):
+        super().__init__(limit)
+        self.limit = limit
+        self.measured = measured
+        self.maximum = maximum
+
+
+def selected_operation(
+    document: DocumentNode, operation_name: str | None
+) -> OperationDefinitionNode | None:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is None:
+        return operations[0] if len(operations) == 1 else None
+    return next((o for o in operations if o.name and o.name.value == operation_name), None)
+
+
+def measure(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    variables: Mapping[str, Any] | None,
+    bounds: Bounds,
+) -> Report:
+    """Depth, aliases (through fragments), static cost and authentication mutations of
+    ``operation``. Raises ``Over`` as soon as one passes its bound, so a huge document is
+    refused after walking only as much of it as it took to pass."""
+    root = schema.get_root_type(operation.operation)
+    if root is None:
+        return Report(0, 0, 0, 0, False)
+    walker = _Walker(schema, document, variables or {}, bounds)
+    depth, total = walker.selection(operation.selection_set, root, None, 1)
+    auth = 0
+    if operation.operation is OperationType.MUTATION:
+        auth = walker.root_fields(operation.selection_set, frozenset())
+        if auth > 1:
+            raise Over("authenticationMutations", auth, 1)
+    return Report(depth, walker.aliases, total, auth, walker.introspection)
+
+
+class _Walker:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        variables: Mapping[str, Any],
+        bounds: Bounds,
+    ):
+        self.schema = schema
+        self.fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        self.variables = variables
+        self.bounds = bounds
+        self.aliases = 0
+        self.introspection = False
+        # fragment, page size -> (its own depth, cost, aliases)
+        self.memo: dict[tuple[str, int | None], tuple[int, int, int]] = {}
+        self.visiting: set[str] = set()
+
+    def selection(
+        self, selection_set: SelectionSetNode, parent: Any, page: int | None, level: int
+    ) -> tuple[int, int]:
+        """(depth, cost) of a selection whose fields sit at ``level``."""
+        depth = 0
+        total = 0
+        bounds = self.bounds
+        for node in selection_set.selections:
+            if isinstance(node, FieldNode):
+                d, c = self.field(node, parent, page, level)
+            elif isinstance(node, InlineFragmentNode):
+                condition = node.type_condition
+                on = self._type(condition.name.value, parent) if condition else parent
+                d, c = self.selection(node.selection_set, on, page, level)
+            elif isinstance(node, FragmentSpreadNode):
+                d, c = self.spread(node.name.value, parent, page, level)
+            else:  # pragma: no cover - the grammar has no other selection
+                continue
+            depth = max(depth, d)
+            total = min(total + c, _CAP)
+            if total > bounds.cost:
+                raise Over("cost", total, bounds.cost)
+        return depth, total
+
+    def spread(self, name: str, parent: Any, page: int | None, level: int) -> tuple[int, int]:
+        key = (name, page)
+        found = self.memo.get(key)
+        if found is None:
+            fragment = self.fragments.get(name)
+            if fragment is None or name in self.visiting:
+                return 0, 0  # unknown or cyclic: validation reports it
+            self.visiting.add(name)
+            before = self.aliases
+            try:
+                on = self._type(fragment.type_condition.name.value, parent)
+                own_depth, own_cost = self.selection(fragment.selection_set, on, page, 1)
+            finally:
+                self.visiting.discard(name)
+            found = (own_depth, own_cost, self.aliases - before)
+            self.memo[key] = found
+        else:
+            self._alias(found[2])
+        own_depth, own_cost, _ = found
+        depth = level - 1 + own_depth if own_depth else 0
+        if depth > self.bounds.depth:
+            raise Over("depth", depth, self.bounds.depth)
+        return depth, own_cost
+
+    def field(self, node: FieldNode, parent: Any, page: int | None, level: int) -> tuple[int, int]:
+        name = node.name.value
+        if name in INTROSPECTION_FIELDS:
+            self.introspection = True
+            return 0, 0
+        if level > self.bounds.depth:
+            raise Over("depth", level, self.bounds.depth)
+        if node.alias is not None and node.alias.value != name:
+            self._alias(1)
+        info = _field_info(parent, name)
+        if info is None:
+            return level, 0  # unknown (or __typename): validation decides
+        target, is_object, is_list, points, size, connection = info
+        child_page = self._first(node) if connection else None
+        depth, below = level, 0
+        if node.selection_set is not None:
+            depth, below = self.selection(node.selection_set, target, child_page, level + 1)
+            depth = max(depth, level)
+        one = min((points if points is not None else int(is_object)) + below, _CAP)
+        if is_list and is_object:
+            if size is not None:
+                count = size
+            elif name == "edges" and page is not None:
+                count = page  # a connection's page: its `first`
+            else:
+                count = DEFAULT_LIST_SIZE
+            one = min(count * one, _CAP)
+        if one > self.bounds.cost:
+            raise Over("cost", one, self.bounds.cost)
+        return depth, one
+
+    def root_fields(self, selection_set: SelectionSetNode, seen: frozenset[str]) -> int:
+        """Authentication mutations among the root fields, through fragments."""
+        count = 0
+        for node in selection_set.selections:
+            if isinstance(node, FieldNode):
+                count += node.name.value in AUTH_MUTATIONS
+            elif isinstance(node, InlineFragmentNode):
+                count += self.root_fields(node.selection_set, seen)
+            elif isinstance(node, FragmentSpreadNode):
+                fragment = self.fragments.get(node.name.value)
+                if fragment is not None and node.name.value not in seen:
+                    count += self.root_fields(fragment.selection_set, seen | {node.name.value})
+            if count > 1:
+                break
+        return count
+
+    def _alias(self, count: int) -> None:
+        self.aliases = min(self.aliases + count, _CAP)
+        if self.aliases > self.bounds.aliases:
+            raise Over("aliases", self.aliases, self.bounds.aliases)
+
+    def _first(self, node: FieldNode) -> int:
+        value: object = None
+        for argument in node.arguments or ():
+            if argument.name.value != "first":
+                continue
+            if isinstance(argument.value, IntValueNode):
+                value = int(argument.value.value)
+            elif isinstance(argument.value, VariableNode):
+                value = self.variables.get(argument.value.name.value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            return self.bounds.default_page
+        return max(0, min(value, self.bounds.max_page))
+
+    def _type(self, name: str, fallback: Any) -> Any:
+        return self.schema.get_type(name) or fallback
+
+
+_Info = tuple[Any, bool, bool, int | None, int | None, bool]
+
+
+@functools.lru_cache(maxsize=4096)
+def _field_info(parent: Any, name: str) -> _Info | None:
+    """What the cost model needs of a field, computed once per (type, field)."""
+    fields = getattr(parent, "fields", None)
+    definition = fields.get(name) if fields else None
+    if definition is None:
+        return None
+    target = get_named_type(definition.type)
+    strawberry_field = definition.extensions.get("strawberry-definition")
+    metadata = getattr(strawberry_field, "metadata", None) or {}
+    points, size = metadata.get(_COST_KEY, (None, None))
+    connection = "first" in definition.args and _has_field(target, "edges")
+    return (
+        target,
+        is_composite_type(target),
+        _is_list(definition.type),
+        points,
+        size,
+        connection,
+    )
+
+
+def _is_list(kind: GraphQLOutputType) -> bool:
+    while isinstance(kind, GraphQLNonNull):
+        kind = kind.of_type
+    return isinstance(kind, GraphQLList)
+
+
+def _has_field(kind: Any, name: str) -> bool:
+    fields = getattr(kind, "fields", None)
+    return fields is not None and name in fields
+
+
+class LimitsRefusal(GraphQLError):
+    """An operation refused before it ran; ``extensions`` say which limit and by how much."""
+
+
+def refusal(limit: str, measured: int, maximum: int, message: str | None = None) -> LimitsRefusal:
+    """``measured`` is what was counted when the check stopped: at least that much."""
+    return LimitsRefusal(
+        message or f"The operation's {limit} is over {maximum} (at least {measured}).",
+        extensions={
+            "code": "QUERY_TOO_COMPLEX",
+            "limit": limit,
+            "measured": measured,
+            "maximum": maximum,
+        },
+    )
+
+
+_validate = functools.lru_cache(maxsize=1000)(validate_document)
+
+
+class OperationLimits(SchemaExtension):
+    """Bounds every operation (HTTP and WebSocket) before validation and execution, then runs
+    the cached validation itself (it replaces strawberry's ValidationCache, which would run
+    validation whatever was refused here)."""
+
+    def on_operation(self) -> Iterator[None]:
+        settings = self.execution_context.context.services.settings
+        self.execution_context.parse_options["max_tokens"] = settings.max_query_tokens
+        yield
+
+    async def on_validate(self) -> AsyncIterator[None]:
+        ctx = self.execution_context
+        context = ctx.context
+        settings = context.services.settings
+        document = ctx.graphql_document
+        assert document is not None
+        schema = ctx.schema._schema
+        refused: GraphQLError | None = None
+        operation = selected_operation(document, ctx.operation_name)
+        if operation is not None:
+            try:
+                report = measure(schema, document, operation, ctx.variables, bounds(settings))
+            except Over as over:
+                refused = refusal(over.limit, over.measured, over.maximum)
+            else:
+                if report.introspection:
+                    refused = await _introspection_refused(context, settings.introspection_policy)
+        if refused is not None:
+            ctx.pre_execution_errors = [refused]
+        else:
+            ctx.pre_execution_errors = list(_validate(schema, document, ctx.validation_rules))
+        yield
+
+
+def bounds(settings: Any) -> Bounds:
+    return Bounds(
+        depth=settings.max_query_depth,
+        aliases=settings.max_query_aliases,
+        cost=settings.max_query_cost,
+        default_page=settings.default_page_size,
+        max_page=settings.max_page_size,
+    )
+
+
+async def _introspection_refused(context: Any, policy: str) -> GraphQLError | None:
+    if policy == "public":
+        return None
+    if policy == "staff":
+        viewer = await context.viewer()
+        if viewer is not None and context.services.authorizer.allowed(
+            viewer.user.roles, "schema", "introspect"
+        ):
+            return None
+    return GraphQLError(
+        "Schema introspection is not available to you.", extensions={"code": "FORBIDDEN"}
+    )

@@ -1,0 +1,430 @@
+"""The GraphQL endpoint over HTTP and WebSocket.
+
+A WebSocket is signed in by the token in ``connection_init`` (or, failing that, the
+``Authorization`` header of the handshake). Either way the socket then:
+
+- closes with 4403 when its access token expires;
+- is registered with the process's ``SessionGuard``, which closes it with 4403 the moment its
+  session ends, in whichever process that happened (``stacklo/realtime/sessions.py``);
+- authenticates its token again before every operation, as every HTTP request does, and runs
+  each operation with its own viewer and batch loaders.
+
+A socket that is not signed in is closed (4408) after ``ws_idle_anonymous_seconds`` without an
+operation, and one client address holds at most ``ws_sockets_per_address`` sockets per process
+(the handshake past it is answered 429).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import secrets
+from collections import Counter
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cross_web import HTTPException
+from graphql import GraphQLFormattedError
+from prometheus_client import Counter as Metric
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ErrorMessage as TransportErrorMessage,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage, StartMessage
+
+from stacklo import graphiql
+from stacklo.config import Settings
+from stacklo.data.uow import limit_connections
+from stacklo.domain.errors import AccessError
+from stacklo.domain.models import RequestMeta, Viewer
+from stacklo.observability import request_id_var
+from stacklo.realtime.sessions import SESSION_ENDED_CLOSE
+from stacklo.schema.context import Context, Services
+from stacklo.schema.limits import refusal
+from stacklo.schema.root import schema
+
+IDLE_CLOSE = 4408
+# Headers a browser form cannot send: a multipart request needs one (CSRF), as Apollo's
+# upload link and Apollo Server do it.
+PREFLIGHT_HEADERS = ("apollo-require-preflight", "x-apollo-operation-name", "graphql-preflight")
+
+SOCKETS_REFUSED = Metric(
+    "stacklo_websocket_refused_total",
+    "WebSocket handshakes refused because the client address holds too many sockets.",
+)
+
+
+def bearer_token(value: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` value; anything else is no token."""
+    if not value:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def client_address(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+def address_key(address: str | None) -> str:
+    """What one client is: its IPv4 address, or its IPv6 /64 (one host's usual allocation)."""
+    if not address:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def request_meta(request: Request | WebSocket) -> RequestMeta:
+    """Who asked, from where: the one builder of audit metadata for every route."""
+    return RequestMeta(
+        ip_address=request.client.host if request.client else None,
+        user_agent=(request.headers.get("user-agent") or "")[:256] or None,
+        request_id=request_id_var.get(),
+    )
+
+
+def error_response(
+    status: int,
+    message: str,
+    code: str,
+    extensions: Mapping[str, object] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """A refusal outside GraphQL execution, still shaped as a GraphQL answer."""
+    return JSONResponse(
+        {"errors": [{"message": message, "extensions": {"code": code, **(extensions or {})}}]},
+        status_code=status,
+        headers=headers,
+    )
+
+
+def query_too_long(query: object, maximum: int) -> GraphQLFormattedError | None:
+    """The GraphQL error for operation text past ``maximum`` characters (refused unparsed:
+    parsing costs ~10 us a token, so even a refusal by token count would not be cheap)."""
+    if not isinstance(query, str) or len(query) <= maximum:
+        return None
+    return refusal("characters", len(query), maximum).formatted
+
+
+class Refused(HTTPException):
+    """A request refused before execution, with the GraphQL error to answer."""
+
+    def __init__(self, status: int, error: GraphQLFormattedError):
+        super().__init__(status, error["message"])
+        self.error = error
+
+
+class SocketState:
+    """One WebSocket connection: how to close it, and the timers and registration it holds."""
+
+    def __init__(self, idle_seconds: float):
+        self._idle = idle_seconds
+        self._websocket: WebSocket | None = None
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+        self._held = contextlib.ExitStack()
+        self.signed_in = False
+        self.closed = False
+
+    def attach(self, websocket: WebSocket) -> None:
+        """The socket strawberry serves (closing through it keeps its state consistent)."""
+        self._websocket = websocket
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.closed or self._websocket is None:
+            return
+        self.closed = True
+        with contextlib.suppress(Exception):
+            await self._websocket.close(code=code, reason=reason)
+
+    def sign_in(self, viewer: Viewer, services: Services) -> None:
+        """Close at token expiry, and when the session ends (any process)."""
+        self.signed_in = True
+        self._cancel("idle")
+        delay = (viewer.token_expires_at - datetime.now(UTC)).total_seconds()
+        self._later("expiry", max(delay, 0.0), SESSION_ENDED_CLOSE, "token expired")
+        self._held.enter_context(services.sessions.register(viewer.session_id, self.close))
+
+    def touch(self) -> None:
+        """An operation started; a socket that is not signed in may idle only so long."""
+        if not self.signed_in:
+            self._later("idle", self._idle, IDLE_CLOSE, "idle: no operation")
+
+    def release(self) -> None:
+        for name in list(self._timers):
+            self._cancel(name)
+        self._held.close()
+
+    def _later(self, name: str, delay: float, code: int, reason: str) -> None:
+        self._cancel(name)
+        self._timers[name] = asyncio.get_running_loop().call_later(
+            delay, self._close_soon, code, reason
+        )
+
+    def _close_soon(self, code: int, reason: str) -> None:
+        task = asyncio.ensure_future(self.close(code, reason))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def _cancel(self, name: str) -> None:
+        timer = self._timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+
+
+class _Ended:
+    """The socket's session ended: the operation does not start."""
+
+
+async def operation_viewer(context: Context) -> Viewer | _Ended | None:
+    """Before an operation on a socket starts: authenticate its token again. An ended session
+    or an expired token closes the socket with 4403 and gives ``_Ended``: nothing runs.
+
+    Called in the socket's message loop, so operations start in the order they were sent."""
+    state: SocketState = context.socket
+    state.touch()
+    if not (state.signed_in and context.bearer):
+        return None
+    try:
+        return await context.services.authenticator.authenticate(context.bearer)
+    except AccessError:
+        await state.close(SESSION_ENDED_CLOSE, "session ended")
+        return _Ended()
+
+
+def begin_operation(context: Context, viewer: Viewer | None) -> None:
+    """In the operation's task: its own viewer, batch loaders and database budget."""
+    context.begin_operation(viewer)
+    limit_connections(context.services.settings.db_connections_per_request)
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._viewers: dict[str, Viewer | None] = {}
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        operation_id = message["id"]
+        if self.connection_acknowledged and operation_id not in self.operations:
+            payload = message.get("payload")
+            query = payload.get("query") if isinstance(payload, dict) else None
+            error = query_too_long(query, self.context.services.settings.max_query_chars)
+            if error is not None:
+                await self.send_message(
+                    TransportErrorMessage(id=operation_id, type="error", payload=[error])
+                )
+                return
+            viewer = await operation_viewer(self.context)
+            if isinstance(viewer, _Ended):
+                return
+            self._viewers[operation_id] = viewer
+        await super().handle_subscribe(message)
+        if operation_id not in self.operations:
+            self._viewers.pop(operation_id, None)  # refused (e.g. the per-socket limit)
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        begin_operation(self.context, self._viewers.pop(operation.id, None))
+        await super().run_operation(operation)
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._viewers: dict[str, Viewer | None] = {}
+
+    async def handle_start(self, message: StartMessage) -> None:
+        operation_id = message["id"]
+        if self.connection_acknowledged:
+            payload = message.get("payload")
+            query = payload.get("query") if isinstance(payload, dict) else None
+            error = query_too_long(query, self.context.services.settings.max_query_chars)
+            if error is not None:
+                await self.send_message(ErrorMessage(type="error", id=operation_id, payload=error))
+                return
+            viewer = await operation_viewer(self.context)
+            if isinstance(viewer, _Ended):
+                return
+            self._viewers[operation_id] = viewer
+        await super().handle_start(message)
+        if operation_id not in self.tasks:
+            self._viewers.pop(operation_id, None)
+
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        begin_operation(self.context, self._viewers.pop(operation_id, None))
+        await super().handle_async_results(operation_id, query, operation_name, variables)
+
+
+class SocketCounter:
+    """Open sockets per client address, in this process."""
+
+    def __init__(self, limit: int):
+        self._limit = limit
+        self._open: Counter[str] = Counter()
+
+    def admit(self, key: str) -> bool:
+        if self._open[key] >= self._limit:
+            return False
+        self._open[key] += 1
+        return True
+
+    def release(self, key: str) -> None:
+        self._open[key] -= 1
+        if self._open[key] <= 0:
+            del self._open[key]
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    """strawberry's ASGI app with our context, socket sign-in, JSON 4xx and offline GraphiQL."""
+
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
+    def __init__(self, settings: Settings, services: Callable[[], Services]):
+        super().__init__(
+            schema,
+            keep_alive=True,
+            keep_alive_interval=15,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+            connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
+            multipart_uploads_enabled=True,
+            max_subscriptions_per_connection=settings.ws_operations_per_socket,
+        )
+        self.settings = settings
+        self._services = services
+        self._sockets = SocketCounter(settings.ws_sockets_per_address)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            response = await self._http(Request(scope, receive))
+            await response(scope, receive, send)
+        elif scope["type"] == "websocket":
+            key = address_key(client_address(scope))
+            if not self._sockets.admit(key):
+                SOCKETS_REFUSED.inc()
+                await WebSocket(scope, receive, send).send_denial_response(
+                    error_response(
+                        429,
+                        "Too many open WebSockets from this address.",
+                        "RATE_LIMITED",
+                        headers={"Retry-After": "30"},
+                    )
+                )
+                return
+            state = SocketState(self.settings.ws_idle_anonymous_seconds)
+            scope["stacklo.socket"] = state
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                state.release()
+                self._sockets.release(key)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def _http(self, request: Request) -> Response:
+        content_type = request.headers.get("content-type", "").lower()
+        if content_type.startswith("multipart/") and not any(
+            request.headers.get(h) for h in PREFLIGHT_HEADERS
+        ):
+            return error_response(
+                400,
+                "Multipart requests need an Apollo-Require-Preflight header (CSRF protection).",
+                "BAD_REQUEST",
+            )
+        try:
+            return await self.run(request)
+        except Refused as e:
+            return JSONResponse({"errors": [e.error]}, status_code=e.status_code)
+        except HTTPException as e:
+            # A malformed body is still a GraphQL answer: JSON with an errors list.
+            return error_response(e.status_code, e.reason, "BAD_REQUEST")
+
+    async def parse_http_body(self, request: Any) -> Any:
+        data = await super().parse_http_body(request)
+        for item in data if isinstance(data, list) else [data]:
+            error = query_too_long(item.query, self.settings.max_query_chars)
+            if error is not None:
+                raise Refused(400, error)
+        return data
+
+    def parse_json(self, data: str | bytes) -> Any:
+        # Not UTF-8, or nested past the parser's recursion limit: the client's fault, a 400.
+        try:
+            return super().parse_json(data)
+        except (ValueError, RecursionError):
+            raise HTTPException(400, "Unable to parse request body as JSON") from None
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        services = self._services()
+        context = Context(
+            services=services,
+            meta=request_meta(request),
+            bearer=bearer_token(request.headers.get("authorization")),
+            request=request,
+            response=response,
+        )
+        if isinstance(request, WebSocket):
+            context.socket = request.scope["stacklo.socket"]
+            context.socket.attach(request)
+        else:
+            limit_connections(self.settings.db_connections_per_request)
+        return context
+
+    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+        params = context.connection_params if isinstance(context.connection_params, dict) else {}
+        raw = params.get("authorization") or params.get("Authorization")
+        if raw is not None:
+            token = bearer_token(raw) if isinstance(raw, str) else None
+            if token is None:
+                raise ConnectionRejectionError({"message": "Malformed authorization"})
+            context.bearer = token
+        state: SocketState = context.socket
+        if context.bearer is None:
+            state.touch()  # not signed in: it may only idle so long
+            return None
+        try:
+            viewer = await context.services.authenticator.authenticate(context.bearer)
+        except AccessError as e:
+            raise ConnectionRejectionError({"message": str(e)}) from None
+        context.set_viewer(viewer)
+        state.sign_in(viewer, context.services)
+        return None
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        if not self.settings.graphiql_enabled:
+            return error_response(404, "Not Found", "NOT_FOUND")
+        nonce = secrets.token_urlsafe(16)
+        return HTMLResponse(
+            graphiql.render_html(request.url.path, nonce=nonce),
+            headers={"Content-Security-Policy": graphiql.content_security_policy(nonce)},
+        )
+
+
+__all__ = ["GraphQLApp", "bearer_token", "request_meta"]
