@@ -22,6 +22,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from stacklo import graphiql
 from stacklo.auth.passwords import Argon2Hasher
 from stacklo.auth.rbac import Authorizer
+from stacklo.auth.throttle import AuthThrottle
 from stacklo.auth.tokens import Authenticator, JwtTokens
 from stacklo.config import Settings
 from stacklo.data.db import create_engine, migrate, start_embedded
@@ -127,10 +128,19 @@ def build_services(
         timedelta(seconds=settings.access_token_ttl_seconds),
     )
     hasher = Argon2Hasher(
-        settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+        settings.argon2_time_cost,
+        settings.argon2_memory_kib,
+        settings.argon2_parallelism,
+        concurrency=settings.password_hash_concurrency,
+        queue=settings.password_hash_queue,
     )
     return Services(
         settings=settings,
+        throttle=AuthThrottle(
+            settings.redis_url,
+            settings.auth_attempts_per_address,
+            settings.auth_failures_per_account,
+        ),
         sessions=SessionGuard(uow, utcnow),
         uow=uow,
         auth=AuthService(

@@ -50,6 +50,11 @@ TEST_ENV = {
     "STACKLO_RELAY_POLL_SECONDS": "0.5",
     # The sandbox rate feed ticks often, so rateUpdated tests do not wait long.
     "STACKLO_RATE_TICK_SECONDS": "0.5",
+    # Every test signs up and connects from 127.0.0.1: the abuse limits stay out of the way
+    # here; tests/security runs its own servers with the defaults.
+    "STACKLO_AUTH_ATTEMPTS_PER_ADDRESS": "100000/minute",
+    "STACKLO_AUTH_FAILURES_PER_ACCOUNT": "100000/minute",
+    "STACKLO_WS_SOCKETS_PER_ADDRESS": "100000",
 }
 
 

@@ -71,8 +71,14 @@ class Conflict(Exception):
 
 
 class RateLimited(AccessError):
+    """Refused for now; ``retry_after`` (seconds) says when trying again can succeed."""
+
     code = "RATE_LIMITED"
     default_message = "Too many requests; slow down."
+
+    def __init__(self, message: str | None = None, retry_after: int | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class CursorExpired(AccessError):

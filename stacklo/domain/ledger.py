@@ -19,7 +19,7 @@ from typing import Any
 
 from stacklo.domain.errors import DomainError, ErrorCode
 from stacklo.domain.models import AccountKind, Wallet, WalletStatus
-from stacklo.domain.money import MONEY_CONTEXT, CurrencyCode, Money
+from stacklo.domain.money import MAX_INTEGER_DIGITS, MONEY_CONTEXT, CurrencyCode, Money
 
 
 class TransactionKind(Enum):
@@ -203,6 +203,12 @@ def apply_postings(wallets: dict[uuid.UUID, Wallet], postings: Iterable[Posting]
         if wallet.kind is AccountKind.CUSTOMER and (balance < held or held < 0):
             raise DomainError(
                 ErrorCode.INSUFFICIENT_FUNDS, "Not enough available balance.", ("input", "amount")
+            )
+        if abs(balance).adjusted() >= MAX_INTEGER_DIGITS:
+            raise DomainError(
+                ErrorCode.LIMIT_EXCEEDED,
+                "This would take an account past the largest balance the ledger holds.",
+                ("input", "amount"),
             )
         wallet.balance, wallet.held = balance, held
         entries.append(Entry(p.wallet_id, p.currency, p.amount, balance))

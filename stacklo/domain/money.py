@@ -4,7 +4,8 @@ Amounts are ``Decimal`` everywhere and are quantised to their currency's decimal
 (NGN/USD/GBP/EUR 2, USDT 6, BTC 8, ETH 18).
 
 Rounding rule: an amount a client sends is never rounded: more decimals than the currency
-has is an error (``parse_amount``). Amounts the platform computes (conversions, fees) are
+has is an error (``parse_amount``; trailing zeros are not more decimals: "10.000" is 10.00).
+Amounts the platform computes (conversions, fees) are
 quantised with ``quantize(amount, currency, rounding)``; the caller names the direction so
 that what a customer receives rounds down and what a customer pays rounds up, and the
 platform never creates value out of rounding.
@@ -69,8 +70,11 @@ CURRENCIES: dict[CurrencyCode, Currency] = {
     )
 }
 
-# NUMERIC(38, 18) in PostgreSQL: 20 integer digits is far beyond any real balance.
+# NUMERIC(38, 18) in PostgreSQL: 20 integer digits. No balance may reach it (the ledger refuses
+# a posting that would), and no single amount a client sends may have more than 15 (under a
+# thousand trillion), so no run of movements can overflow a column and answer 500.
 MAX_INTEGER_DIGITS = 20
+MAX_CLIENT_INTEGER_DIGITS = 15
 
 # All money arithmetic runs in this context, never the thread's default (28 digits, which
 # would silently round an 18-decimal ETH amount above 10 billion). 60 digits holds any
@@ -92,7 +96,8 @@ def quantize(amount: Decimal, code: CurrencyCode, rounding: str = ROUND_DOWN) ->
 def parse_amount(
     raw: Decimal | str, code: CurrencyCode, field: tuple[str, ...] = ("input", "amount")
 ) -> Decimal:
-    """Validate a client-supplied amount: finite, > 0, no more decimals than the currency."""
+    """Validate a client-supplied amount: finite, > 0, under 10^15, and exactly representable
+    in the currency (no more decimals than it has). Never rounds."""
     try:
         amount = Decimal(raw)
     except (InvalidOperation, TypeError, ValueError):
@@ -101,15 +106,15 @@ def parse_amount(
         raise DomainError(ErrorCode.INVALID_INPUT, "amount must be a finite number", field)
     if amount <= 0:
         raise DomainError(ErrorCode.INVALID_INPUT, "amount must be greater than zero", field)
-    decimals = CURRENCIES[code].decimals
-    exponent = amount.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and -exponent > decimals:
+    if amount.adjusted() >= MAX_CLIENT_INTEGER_DIGITS:
+        raise DomainError(ErrorCode.INVALID_INPUT, "amount is too large", field)
+    exact = amount.quantize(CURRENCIES[code].exponent, rounding=ROUND_DOWN, context=MONEY_CONTEXT)
+    if exact != amount:
+        decimals = CURRENCIES[code].decimals
         raise DomainError(
             ErrorCode.INVALID_INPUT, f"{code.value} amounts have at most {decimals} decimals", field
         )
-    if amount.adjusted() >= MAX_INTEGER_DIGITS:
-        raise DomainError(ErrorCode.INVALID_INPUT, "amount is too large", field)
-    return amount.quantize(CURRENCIES[code].exponent, context=MONEY_CONTEXT)
+    return exact
 
 
 def to_minor_units(amount: Money) -> int:

@@ -8,6 +8,7 @@ after the hold is committed, and its failure releases the hold in a second trans
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -192,22 +193,11 @@ class Payments:
                         f"amount must be the quote's sourceAmount, {quote.source.amount}.",
                         ("input", "amount"),
                     )
+            # Everything about the sender is answered before anything about the recipient,
+            # so no refusal differs between a recipient who exists and one who does not.
+            await self._sender_may_send(uow, user, source, amount)
             wanted = quote.target.currency if quote else source.currency
-            target = await self._recipient_wallet(uow, to, wanted)
-            if quote is not None and target.currency is not quote.target.currency:
-                raise DomainError(
-                    ErrorCode.CURRENCY_MISMATCH,
-                    f"This quote converts into {quote.target.currency.value}; the recipient's "
-                    f"wallet holds {target.currency.value}.",
-                    ("input", "to"),
-                )
-            if quote is None and target.currency is not source.currency:
-                raise DomainError(
-                    ErrorCode.QUOTE_REQUIRED,
-                    f"The recipient's wallet is in {target.currency.value}: "
-                    "create a quote to convert.",
-                    ("input", "quoteId"),
-                )
+            target = await self._recipient_wallet(uow, to, wanted, quoted=quote is not None)
             if target.id == source.id:
                 raise DomainError(
                     ErrorCode.INVALID_INPUT,
@@ -255,16 +245,49 @@ class Payments:
             await uow.commit()
         return outcome
 
-    async def _recipient_wallet(self, uow: UnitOfWork, to: Recipient, code: CurrencyCode) -> Wallet:
-        # One answer for every reason a recipient cannot be found: no probing who exists.
+    async def _sender_may_send(
+        self, uow: UnitOfWork, user: User, source: Wallet, amount: Money
+    ) -> None:
+        """The sender's own refusals (frozen, daily limit, funds), read without locks; the
+        same rules run again on the locked rows before anything is written."""
+        ensure_can_send(source)
+        await self._check_limit(uow, user, amount)
+        if source.available_money.amount < amount.amount:
+            raise DomainError(
+                ErrorCode.INSUFFICIENT_FUNDS, "Not enough available balance.", ("input", "amount")
+            )
+
+    async def _recipient_wallet(
+        self, uow: UnitOfWork, to: Recipient, code: CurrencyCode, *, quoted: bool
+    ) -> Wallet:
+        """The recipient's wallet in ``code``.
+
+        By email or phone: their wallet in that currency, else NOT_FOUND, exactly as for
+        nobody at all, so the answer reveals neither who has an account nor which currencies
+        they hold. By wallet id (a handle its owner gave out): NOT_FOUND if there is no such
+        customer wallet; in another currency, QUOTE_REQUIRED (or CURRENCY_MISMATCH against a
+        quote).
+        """
         not_found = DomainError(ErrorCode.NOT_FOUND, "Recipient not found.", ("input", "to"))
-        if to.wallet_id is not None:
-            wallet = await uow.wallets.get(to.wallet_id)
+        if to.wallet_id is not None or to.malformed_wallet_id:
+            wallet = await uow.wallets.get(to.wallet_id) if to.wallet_id else None
             if wallet is None or wallet.kind is not AccountKind.CUSTOMER:
                 raise not_found
+            if wallet.currency is not code:
+                if quoted:
+                    raise DomainError(
+                        ErrorCode.CURRENCY_MISMATCH,
+                        f"This quote converts into {code.value}; the recipient's wallet holds "
+                        f"{wallet.currency.value}.",
+                        ("input", "to"),
+                    )
+                raise DomainError(
+                    ErrorCode.QUOTE_REQUIRED,
+                    f"The recipient's wallet is in {wallet.currency.value}: "
+                    "create a quote to convert.",
+                    ("input", "quoteId"),
+                )
             return wallet
-        if to.malformed_wallet_id:
-            raise not_found
         try:
             if to.email is not None:
                 recipient = await uow.users.get_by_email(
@@ -277,15 +300,10 @@ class Payments:
                 )
         except DomainError:
             raise not_found from None
-        if recipient is None:
+        wallet = await uow.wallets.for_user_currency(recipient.id, code) if recipient else None
+        if wallet is None:
             raise not_found
-        found = (await uow.wallets.for_users([recipient.id]))[recipient.id]
-        same = next((w for w in found if w.currency is code), None)
-        if same is not None:
-            return same
-        if found:
-            return found[0]  # another currency: the caller answers QUOTE_REQUIRED
-        raise not_found
+        return wallet
 
     # ---------------------------------------------------------------- deposits
 
@@ -616,11 +634,11 @@ def _clean_bank_account(account: BankAccount) -> BankAccount:
     base = ("input", "bankAccount")
     code = account.bank_code.strip()
     number = account.account_number.strip()
-    if not code.isdigit() or not 3 <= len(code) <= 10:
+    if not re.fullmatch(r"[0-9]{3,10}", code):
         raise DomainError(
             ErrorCode.INVALID_INPUT, "bankCode must be 3 to 10 digits", (*base, "bankCode")
         )
-    if not number.isdigit() or not 6 <= len(number) <= 20:
+    if not re.fullmatch(r"[0-9]{6,20}", number):
         raise DomainError(
             ErrorCode.INVALID_INPUT,
             "accountNumber must be 6 to 20 digits",

@@ -1,10 +1,19 @@
-"""signUp, logIn, refreshSession, logOut, changePassword."""
+"""signUp, logIn, refreshSession, logOut, changePassword.
+
+The password-checking ones pass the throttles first (``stacklo/auth/throttle.py``): every
+attempt counts against the client address, every wrong password against the account.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from stacklo.auth.throttle import Quota, Throttled
 from stacklo.domain.auth import SignUp
+from stacklo.domain.errors import DomainError, ErrorCode
 from stacklo.resolvers.errors import user_errors
-from stacklo.schema.context import Info
+from stacklo.schema.context import Context, Info
 from stacklo.schema.types import (
     AuthPayload,
     ChangePasswordInput,
@@ -16,10 +25,13 @@ from stacklo.schema.types import (
     SignUpInput,
 )
 
+T = TypeVar("T")
+
 
 @user_errors(AuthPayload)
 async def sign_up(info: Info, input: SignUpInput) -> AuthPayload:
     ctx = info.context
+    await _attempt(ctx)
     issued = await ctx.services.auth.sign_up(
         SignUp(
             input.email, input.password, input.full_name, input.phone_number, input.home_currency
@@ -31,9 +43,11 @@ async def sign_up(info: Info, input: SignUpInput) -> AuthPayload:
 
 @user_errors(AuthPayload)
 async def log_in(info: Info, input: LogInInput) -> AuthPayload:
-    return AuthPayload.of(
-        await info.context.services.auth.log_in(input.email, input.password, info.context.meta)
+    ctx = info.context
+    issued = await _guessing(
+        ctx, input.email, lambda: ctx.services.auth.log_in(input.email, input.password, ctx.meta)
     )
+    return AuthPayload.of(issued)
 
 
 @user_errors(AuthPayload)
@@ -51,12 +65,52 @@ async def log_out(info: Info, input: LogOutInput) -> LogOutPayload:
 
 @user_errors(ChangePasswordPayload)
 async def change_password(info: Info, input: ChangePasswordInput) -> ChangePasswordPayload:
-    viewer = await info.context.require_viewer()
-    await info.context.services.auth.change_password(
-        viewer.user.id,
-        viewer.session_id,
-        input.current_password,
-        input.new_password,
-        info.context.meta,
+    ctx = info.context
+    viewer = await ctx.require_viewer()
+    await _guessing(
+        ctx,
+        viewer.user.email,
+        lambda: ctx.services.auth.change_password(
+            viewer.user.id, viewer.session_id, input.current_password, input.new_password, ctx.meta
+        ),
     )
     return ChangePasswordPayload(success=True)
+
+
+async def _attempt(ctx: Context) -> None:
+    try:
+        quota = await ctx.services.throttle.attempt(ctx.meta.ip_address)
+    except Throttled as refused:
+        _answer(ctx, refused.quota, retry_after=refused.retry_after)
+        raise
+    _answer(ctx, quota)
+
+
+async def _guessing(ctx: Context, email: str, check: Callable[[], Awaitable[T]]) -> T:
+    """Run a password check under both throttles; a wrong password counts for the account."""
+    await _attempt(ctx)
+    throttle = ctx.services.throttle
+    try:
+        await throttle.check_account(email)
+    except Throttled as refused:
+        _answer(ctx, refused.quota, retry_after=refused.retry_after)
+        raise
+    try:
+        return await check()
+    except DomainError as e:
+        if e.code is ErrorCode.INVALID_CREDENTIALS:
+            await throttle.failed(email)
+        raise
+
+
+def _answer(ctx: Context, quota: Quota, retry_after: int | None = None) -> None:
+    """The bucket's state as header fields (HTTP only); a refusal is a 429 with Retry-After."""
+    response = ctx.response
+    headers = getattr(response, "headers", None)
+    if headers is None or not hasattr(response, "status_code"):
+        return  # a WebSocket: the error's extensions say it all
+    for name, value in quota.headers().items():
+        headers[name] = value
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+        response.status_code = 429

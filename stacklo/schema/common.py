@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import uuid
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Generic, TypeVar
 
 import strawberry
@@ -24,6 +25,10 @@ CurrencyCode = money.CurrencyCode
 CurrencyKind = money.CurrencyKind
 
 MAX_DECIMAL_CHARS = 64
+# Plain decimal notation only: ASCII digits, an optional leading minus and at most one point
+# with digits on both sides. Python's Decimal() would also take "1_0.00" (10.00), "1e3",
+# " 5 ", "Infinity" and other scripts' digits (Arabic-Indic ten): a bank reads amounts one way.
+_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?", re.ASCII)
 
 
 def _serialize_decimal(value: Decimal) -> str:
@@ -34,18 +39,18 @@ def _serialize_decimal(value: Decimal) -> str:
 def _parse_decimal(value: object) -> Decimal:
     if isinstance(value, bool | float):
         raise ValueError('Decimal values are sent as strings (e.g. "12.50"), never as floats')
-    if not isinstance(value, (str, int)):
+    if isinstance(value, int):
+        value = str(value)
+    if not isinstance(value, str):
         raise ValueError("Decimal must be a string")
-    text = str(value).strip()
-    if not text or len(text) > MAX_DECIMAL_CHARS:
+    if not value or len(value) > MAX_DECIMAL_CHARS:
         raise ValueError("Decimal must be 1 to 64 characters")
-    try:
-        result = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"{text!r} is not a decimal number") from None
-    if not result.is_finite():
-        raise ValueError("Decimal must be finite")
-    return result
+    if not _DECIMAL.fullmatch(value):
+        raise ValueError(
+            f"{value[:20]!r} is not a plain decimal number: digits 0-9, an optional leading "
+            'minus and one optional point with digits on both sides, e.g. "1250.50"'
+        )
+    return Decimal(value)
 
 
 def _parse_decimal_literal(node: ValueNode, variables: object = None) -> Decimal:

@@ -26,6 +26,7 @@ from stacklo.domain.ports import StatementEntry
 
 if TYPE_CHECKING:
     from stacklo.auth.rbac import Authorizer
+    from stacklo.auth.throttle import AuthThrottle
     from stacklo.auth.tokens import Authenticator
     from stacklo.config import Settings
     from stacklo.domain.auth import AuthService
@@ -50,6 +51,7 @@ class Services:
     streams: Streams
     exchange: Exchange
     sessions: SessionGuard
+    throttle: AuthThrottle
 
 
 class Loaders:

@@ -14,7 +14,7 @@ from strawberry.extensions.field_extension import FieldExtension
 from strawberry.permission import PermissionExtension
 from strawberry.schema.config import StrawberryConfig
 
-from stacklo.domain.errors import AccessError, DomainError
+from stacklo.domain.errors import AccessError, DomainError, RateLimited
 from stacklo.domain.fx import SUPPORTED_PAIRS
 from stacklo.observability import observe_operation, report_unexpected
 from stacklo.resolvers import auth as auth_resolvers
@@ -160,6 +160,9 @@ class Subscription:
 
 
 _SUGGESTION = re.compile(r"\s*Did you mean .*\?\s*$", re.DOTALL)
+# A value the client sent (a variable, or a literal a scalar refused) rather than a document
+# that does not fit the schema.
+_BAD_VALUE = re.compile(r"^(Variable '\$|Expected value of type )|got invalid value")
 _TOO_MANY_TOKENS = re.compile(r"more than (\d+) tokens")
 
 
@@ -184,6 +187,10 @@ class ErrorPolicy(MaskErrors):
 
     def _one(self, error: GraphQLError) -> GraphQLError:
         original = error.original_error
+        if isinstance(original, RateLimited) and original.retry_after is not None:
+            return self._coded(
+                error, str(original), {"code": original.code, "retryAfter": original.retry_after}
+            )
         if isinstance(original, AccessError):
             return self._coded(error, str(original), {"code": original.code})
         if isinstance(original, DomainError):
@@ -216,7 +223,9 @@ class ErrorPolicy(MaskErrors):
         message = error.message
         if self._hide_schema():
             message = _SUGGESTION.sub("", message)
-        return self._coded(error, message, {"code": code or "GRAPHQL_VALIDATION_FAILED"})
+        if code is None:
+            code = "BAD_USER_INPUT" if _BAD_VALUE.search(message) else "GRAPHQL_VALIDATION_FAILED"
+        return self._coded(error, message, {"code": code})
 
     def _hide_schema(self) -> bool:
         context = getattr(self.execution_context, "context", None)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import secrets
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -47,6 +46,7 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage, StartMessage
 
 from stacklo import graphiql
+from stacklo.auth.throttle import address_key
 from stacklo.config import Settings
 from stacklo.data.uow import limit_connections
 from stacklo.domain.errors import AccessError
@@ -79,19 +79,6 @@ def bearer_token(value: str | None) -> str | None:
 def client_address(scope: Scope) -> str | None:
     client = scope.get("client")
     return str(client[0]) if client else None
-
-
-def address_key(address: str | None) -> str:
-    """What one client is: its IPv4 address, or its IPv6 /64 (one host's usual allocation)."""
-    if not address:
-        return "unknown"
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address[:64]
-    if ip.version == 6:
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip)
 
 
 def request_meta(request: Request | WebSocket) -> RequestMeta:

@@ -356,7 +356,9 @@ async def test_cross_currency_send_delivers_exactly_the_target_amount(
 ) -> None:
     alice, bob = await funded(client, "50000"), await sign_up(client, homeCurrency="USD")
     q = (await quote(client, alice, "NGN", "USD", targetAmount="10.00"))["quote"]
-    plain = await send(client, alice, {"email": bob.email}, q["sourceAmount"]["amount"])
+    plain = await send(
+        client, alice, {"walletId": bob.user["wallets"][0]["id"]}, q["sourceAmount"]["amount"]
+    )
     assert [e["code"] for e in plain["userErrors"]] == ["QUOTE_REQUIRED"]
     wrong_amount = await send(client, alice, {"email": bob.email}, "100", quoteId=q["id"])
     assert [(e["code"], e["field"]) for e in wrong_amount["userErrors"]] == [
@@ -391,9 +393,16 @@ async def test_cross_currency_send_delivers_exactly_the_target_amount(
 async def test_cross_currency_send_currency_mismatches(client: GraphQLHTTP) -> None:
     alice, bob = await funded(client, "50000"), await sign_up(client, homeCurrency="USD")
     to_gbp = (await quote(client, alice, "NGN", "GBP", sourceAmount="5000"))["quote"]
-    result = await send(client, alice, {"email": bob.email}, "5000", quoteId=to_gbp["id"])
+    result = await send(
+        client, alice, {"walletId": bob.user["wallets"][0]["id"]}, "5000", quoteId=to_gbp["id"]
+    )
     assert [(e["code"], e["field"]) for e in result["userErrors"]] == [
         ("CURRENCY_MISMATCH", ["input", "to"])
+    ]
+    # By email, no GBP wallet is as unknown as no such person.
+    result = await send(client, alice, {"email": bob.email}, "5000", quoteId=to_gbp["id"])
+    assert [(e["code"], e["field"]) for e in result["userErrors"]] == [
+        ("NOT_FOUND", ["input", "to"])
     ]
     from_usd = (await quote(client, alice, "USD", "NGN", sourceAmount="10"))["quote"]
     result = await send(client, alice, {"email": bob.email}, "10", quoteId=from_usd["id"])

@@ -61,7 +61,7 @@ async def test_send_by_email_phone_and_wallet(
         ("-5", "INVALID_INPUT"),
         ("1.001", "INVALID_INPUT"),
         ("1000.01", "INSUFFICIENT_FUNDS"),
-        ("1e40", "INVALID_INPUT"),
+        ("1000000000000000", "INVALID_INPUT"),
     ],
 )
 async def test_bad_amounts(
@@ -133,8 +133,13 @@ async def test_same_wallet_and_other_currency(
         "code"
     ] == "INVALID_INPUT"
     dollar = await sign_up(client, homeCurrency="USD")
+    # By email, a recipient with no wallet in the currency is as unknown as nobody at all:
+    # the answer must not reveal which currencies someone holds.
     result = await send(client, alice, {"email": dollar.email}, "1")
-    assert result["userErrors"][0]["code"] == "QUOTE_REQUIRED"
+    nobody = await send(client, alice, {"email": "nobody-" + dollar.email}, "1")
+    assert result["userErrors"][0]["code"] == nobody["userErrors"][0]["code"] == "NOT_FOUND"
+    assert result["userErrors"][0]["message"] == nobody["userErrors"][0]["message"]
+    # A wallet id is a handle its owner gave out: its currency is no secret to the sender.
     assert (await send(client, alice, {"walletId": dollar.user["wallets"][0]["id"]}, "1"))[
         "userErrors"
     ][0]["code"] == "QUOTE_REQUIRED"
