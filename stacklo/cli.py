@@ -114,6 +114,8 @@ def serve(args: argparse.Namespace) -> int:
         ws_ping_interval=20,
         ws_ping_timeout=20,
         ws_per_message_deflate=settings.ws_compression,
+        # A socket message is a request body: the same bound (a larger one closes with 1009).
+        ws_max_size=settings.max_body_bytes,
     )
     return 0
 

@@ -14,10 +14,25 @@ import httpx
 PASSWORD = "correct horse battery"
 
 
+# The test servers trust this address as a proxy (STACKLO_TRUSTED_PROXIES), so a client
+# connecting from it may say, in X-Forwarded-For, which client address it speaks for.
+PROXY_ADDRESS = "127.0.0.2"
+
+
 class GraphQLHTTP:
-    def __init__(self, base_url: str):
+    def __init__(self, base_url: str, client_address: str | None = None):
+        """``client_address``: speak for that address through the trusted proxy address
+        (per-address limits then count it, not 127.0.0.1)."""
         self.base_url = base_url
-        self.http = httpx.AsyncClient(base_url=base_url, timeout=30)
+        if client_address is None:
+            self.http = httpx.AsyncClient(base_url=base_url, timeout=30)
+        else:
+            self.http = httpx.AsyncClient(
+                base_url=base_url,
+                timeout=30,
+                headers={"x-forwarded-for": client_address},
+                transport=httpx.AsyncHTTPTransport(local_address=PROXY_ADDRESS),
+            )
 
     async def post(
         self,

@@ -19,7 +19,9 @@ from prometheus_client import Gauge
 
 from stacklo.domain.errors import RateLimited
 
-HASHES_WAITING = Gauge("stacklo_password_hashes_waiting", "Password hashes waiting for a turn.")
+HASHES_INSIDE = Gauge(
+    "stacklo_password_hashes_inside", "Password hashes running or waiting for a turn."
+)
 
 T = TypeVar("T")
 
@@ -39,7 +41,7 @@ class Argon2Hasher:
         )
         self._turns = anyio.CapacityLimiter(concurrency)
         self._queue = queue
-        self._waiting = 0
+        self._inside = 0
 
     async def hash(self, password: str) -> str:
         return await self._run(lambda: self._hasher.hash(password))
@@ -57,17 +59,15 @@ class Argon2Hasher:
         return self._hasher.check_needs_rehash(password_hash)
 
     async def _run(self, work: Callable[[], T]) -> T:
-        if self._turns.available_tokens == 0 and self._waiting >= self._queue:
+        # Hashing or waiting for a turn: at most concurrency + queue at any time.
+        if self._inside >= self._turns.total_tokens + self._queue:
             raise RateLimited("The server is busy checking passwords; try again.", retry_after=1)
-        self._waiting += 1
-        HASHES_WAITING.inc()
+        self._inside += 1
+        HASHES_INSIDE.inc()
         try:
-            await self._turns.acquire()
+            async with self._turns:
+                # Not abandoned on cancel: the turn is given back when the hash is done.
+                return await anyio.to_thread.run_sync(work)
         finally:
-            self._waiting -= 1
-            HASHES_WAITING.dec()
-        try:
-            # Not abandoned on cancel: the turn is given back only when the hash is done.
-            return await anyio.to_thread.run_sync(work)
-        finally:
-            self._turns.release()
+            HASHES_INSIDE.dec()
+            self._inside -= 1

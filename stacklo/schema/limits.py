@@ -52,6 +52,7 @@ from graphql import (
     VariableNode,
     get_named_type,
     is_composite_type,
+    parse,
 )
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
@@ -321,6 +322,27 @@ def refusal(limit: str, measured: int, maximum: int, message: str | None = None)
 
 
 _validate = functools.lru_cache(maxsize=1000)(validate_document)
+
+
+@functools.lru_cache(maxsize=1000)
+def _parse(query: str, max_tokens: int) -> DocumentNode | None:
+    try:
+        return parse(query, max_tokens=max_tokens)
+    except GraphQLError:
+        return None
+
+
+class CachedParse(SchemaExtension):
+    """Parses each distinct operation text once. A text that does not parse is left to
+    strawberry, which parses it again where its error goes through the error policy (its
+    own ParserCache raises from a point where the policy never sees the error, so the
+    client got a syntax error without a code)."""
+
+    def on_parse(self) -> Iterator[None]:
+        ctx = self.execution_context
+        if ctx.query is not None:
+            ctx.graphql_document = _parse(ctx.query, ctx.parse_options.get("max_tokens") or 0)
+        yield
 
 
 class OperationLimits(SchemaExtension):

@@ -9,7 +9,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry import relay
-from strawberry.extensions import MaskErrors, ParserCache
+from strawberry.extensions import MaskErrors
 from strawberry.extensions.field_extension import FieldExtension
 from strawberry.permission import PermissionExtension
 from strawberry.schema.config import StrawberryConfig
@@ -29,7 +29,7 @@ from stacklo.schema.fx import (
     ExchangeRate,
     ReviewKycPayload,
 )
-from stacklo.schema.limits import OperationLimits, cost, refusal
+from stacklo.schema.limits import CachedParse, OperationLimits, cost, refusal
 from stacklo.schema.permissions import Allowed, IsAuthenticated
 from stacklo.schema.types import (
     AuditEvent,
@@ -261,7 +261,6 @@ schema = QuietSchema(
         observe_operation,
         # Bounds each operation before validation, then validates (cached by document).
         OperationLimits,
-        # A factory: the LRU cache lives at module level, shared by every request.
-        lambda: ParserCache(maxsize=1000),
+        CachedParse,
     ],
 )

@@ -110,7 +110,12 @@ def query_too_long(query: object, maximum: int) -> GraphQLFormattedError | None:
     parsing costs ~10 us a token, so even a refusal by token count would not be cheap)."""
     if not isinstance(query, str) or len(query) <= maximum:
         return None
-    return refusal("characters", len(query), maximum).formatted
+    return refusal(
+        "characters",
+        len(query),
+        maximum,
+        f"The operation has {len(query)} characters; at most {maximum} are allowed.",
+    ).formatted
 
 
 class Refused(HTTPException):
