@@ -102,16 +102,15 @@ def tight(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """Test mode (sandbox provider), default abuse limits, small socket limits, 5 s tokens."""
     url = databases.create("tight")
     folder = tmp_path_factory.mktemp("tight")
-    env = server_env(
-        url,
-        folder,
+    env = server_env(url, folder)
+    for name in RELAXED:
+        env.pop(name, None)
+    env.update(
         STACKLO_WS_SOCKETS_PER_ADDRESS="3",
         STACKLO_WS_IDLE_ANONYMOUS_SECONDS="1",
         STACKLO_ACCESS_TOKEN_TTL_SECONDS="5",
         STACKLO_METRICS_TOKEN=METRICS_TOKEN,
     )
-    for name in RELAXED:
-        env.pop(name, None)
     server = _server(url, env, folder / "server.log")
     try:
         yield server
