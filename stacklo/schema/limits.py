@@ -3,7 +3,9 @@
 Checked in this order, cheapest first, all before GraphQL validation (whose work grows with the
 document, quadratically for overlapping fields) and long before execution:
 
-1. tokens: the parser stops past ``max_query_tokens``;
+1. length and tokens: text past ``max_query_chars`` is refused unread, then tokens are counted
+   with one regular-expression scan (``count_tokens``) before the parser runs (the parser
+   itself stops past ``max_query_tokens`` too);
 2. depth, aliases, static cost and authentication mutations: one pass over the operation that
    would run. Each named fragment is measured once per page size and its figures reused, so a
    fragment spread a thousand times counts a thousand times but is walked once, and nested
@@ -30,6 +32,7 @@ Cost model (static, from the document and its variables; in the spirit of Shopif
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +67,23 @@ AUTH_MUTATIONS = frozenset({"signUp", "logIn", "refreshSession", "changePassword
 INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
 _CAP = 10**15  # figures past this are refused anyway; capping keeps the arithmetic small
 _COST_KEY = "stacklo.cost"
+
+
+# GraphQL's lexical tokens as graphql-core counts them (comments are matched, not counted).
+# One C-level scan: an order of magnitude cheaper than the parser reaching its token limit.
+_TOKEN = re.compile(
+    r"#[^\n\r]*"
+    r'|"""(?:\\"""|[^"]|"(?!""))*"""'
+    r'|"(?:\\.|[^"\\\n\r])*"'
+    r"|\.\.\.|[!$&():=@\[\]{|}]"
+    r"|[_A-Za-z][_0-9A-Za-z]*"
+    r"|-?[0-9][0-9.eE+-]*"
+)
+
+
+def count_tokens(text: str) -> int:
+    """Tokens in an operation's text, without parsing it."""
+    return sum(1 for token in _TOKEN.findall(text) if not token.startswith("#"))
 
 
 def cost(*, points: int | None = None, size: int | None = None) -> dict[str, object]:
@@ -364,7 +384,16 @@ class OperationLimits(SchemaExtension):
         schema = ctx.schema._schema
         refused: GraphQLError | None = None
         operation = selected_operation(document, ctx.operation_name)
-        if operation is not None:
+        if (
+            operation is not None
+            and operation.operation is OperationType.SUBSCRIPTION
+            and getattr(context, "socket", None) is None
+        ):
+            refused = GraphQLError(
+                "Subscriptions run over a WebSocket (graphql-transport-ws), not plain HTTP.",
+                extensions={"code": "BAD_REQUEST"},
+            )
+        elif operation is not None:
             try:
                 report = measure(schema, document, operation, ctx.variables, bounds(settings))
             except Over as over:

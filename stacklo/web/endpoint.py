@@ -54,7 +54,7 @@ from stacklo.domain.models import RequestMeta, Viewer
 from stacklo.observability import request_id_var
 from stacklo.realtime.sessions import SESSION_ENDED_CLOSE
 from stacklo.schema.context import Context, Services
-from stacklo.schema.limits import refusal
+from stacklo.schema.limits import count_tokens, refusal
 from stacklo.schema.root import schema
 
 IDLE_CLOSE = 4408
@@ -105,17 +105,28 @@ def error_response(
     )
 
 
-def query_too_long(query: object, maximum: int) -> GraphQLFormattedError | None:
-    """The GraphQL error for operation text past ``maximum`` characters (refused unparsed:
-    parsing costs ~10 us a token, so even a refusal by token count would not be cheap)."""
-    if not isinstance(query, str) or len(query) <= maximum:
+def query_refused(query: object, settings: Settings) -> GraphQLFormattedError | None:
+    """The GraphQL error for operation text past the length or token limits, found before
+    parsing (the parser costs about 10 us a token: even its own token limit is not cheap)."""
+    if not isinstance(query, str):
         return None
-    return refusal(
-        "characters",
-        len(query),
-        maximum,
-        f"The operation has {len(query)} characters; at most {maximum} are allowed.",
-    ).formatted
+    if len(query) > settings.max_query_chars:
+        return refusal(
+            "characters",
+            len(query),
+            settings.max_query_chars,
+            f"The operation has {len(query)} characters; at most {settings.max_query_chars} "
+            "are allowed.",
+        ).formatted
+    tokens = count_tokens(query)
+    if tokens > settings.max_query_tokens:
+        return refusal(
+            "tokens",
+            tokens,
+            settings.max_query_tokens,
+            f"The operation has {tokens} tokens; at most {settings.max_query_tokens} are allowed.",
+        ).formatted
+    return None
 
 
 class Refused(HTTPException):
@@ -220,7 +231,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if self.connection_acknowledged and operation_id not in self.operations:
             payload = message.get("payload")
             query = payload.get("query") if isinstance(payload, dict) else None
-            error = query_too_long(query, self.context.services.settings.max_query_chars)
+            error = query_refused(query, self.context.services.settings)
             if error is not None:
                 await self.send_message(
                     TransportErrorMessage(id=operation_id, type="error", payload=[error])
@@ -249,7 +260,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         if self.connection_acknowledged:
             payload = message.get("payload")
             query = payload.get("query") if isinstance(payload, dict) else None
-            error = query_too_long(query, self.context.services.settings.max_query_chars)
+            error = query_refused(query, self.context.services.settings)
             if error is not None:
                 await self.send_message(ErrorMessage(type="error", id=operation_id, payload=error))
                 return
@@ -359,7 +370,7 @@ class GraphQLApp(GraphQL[Context, None]):
     async def parse_http_body(self, request: Any) -> Any:
         data = await super().parse_http_body(request)
         for item in data if isinstance(data, list) else [data]:
-            error = query_too_long(item.query, self.settings.max_query_chars)
+            error = query_refused(item.query, self.settings)
             if error is not None:
                 raise Refused(400, error)
         return data

@@ -2,7 +2,7 @@
 
 Refused before validation and execution with QUERY_TOO_COMPLEX naming the limit, what was
 measured and the maximum; fragments cannot multiply past the checks; one authentication
-mutation per request. (How fast a refusal is: bench/limits.py prints it.)
+mutation per request. (How fast a refusal is: bench/operation_limits.py prints it.)
 """
 
 from __future__ import annotations

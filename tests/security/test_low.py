@@ -301,3 +301,17 @@ async def test_every_answer_carries_the_security_headers(tight: Server) -> None:
         )
         second = await http.get("/graphql", headers={"accept": "text/html"})
         assert nonce not in second.headers["content-security-policy"]  # one per page
+
+
+async def test_a_subscription_over_plain_http_is_a_bad_request(tight: Server) -> None:
+    client = GraphQLHTTP(tight.base_url, client_address=new_address())
+    user = await sign_up(client)
+    for accept in ("application/json", "text/event-stream"):
+        response = await client.http.post(
+            "/graphql",
+            json={"query": "subscription { walletUpdated { cursor } }"},
+            headers={"authorization": f"Bearer {user.access}", "accept": accept},
+        )
+        error = response.json()["errors"][0]
+        assert error["extensions"]["code"] == "BAD_REQUEST" and "WebSocket" in error["message"]
+    await client.aclose()

@@ -187,3 +187,15 @@ def test_a_29_digit_eth_transfer_balances_to_the_wei() -> None:
     check_balanced(legs)
     assert legs[0].amount == Decimal("-10000000000.000000000000000001")
     assert (-amount).amount == legs[0].amount
+
+
+def test_no_posting_takes_an_account_past_the_ledgers_range() -> None:
+    """NUMERIC(38, 18) holds 20 integer digits: a posting past it is LIMIT_EXCEEDED, not a
+    database overflow (a 500) halfway through a movement."""
+    rich = wallet("99999999999999999999")
+    clearing = wallet("-99999999999999999999", kind=AccountKind.PROVIDER_CLEARING)
+    legs = transfer_postings(clearing.id, rich.id, Money(Decimal("1"), NGN))
+    with pytest.raises(DomainError) as refused:
+        apply_postings({rich.id: rich, clearing.id: clearing}, legs)
+    assert refused.value.code is ErrorCode.LIMIT_EXCEEDED
+    assert rich.balance == Decimal("99999999999999999999")  # nothing applied to the refused leg

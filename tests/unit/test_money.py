@@ -46,7 +46,21 @@ def test_parse_amount_accepts_and_quantises(raw: str, code: CurrencyCode, expect
 
 @pytest.mark.parametrize(
     "raw",
-    ["0", "-1", "0.001", "abc", "NaN", "Infinity", "1e30", ""],
+    [
+        "0",
+        "-1",
+        "0.001",
+        "abc",
+        "NaN",
+        "Infinity",
+        "1e30",
+        "",
+        # 31 digits after the point: Python's 28-digit context rounds it to 0.01 on the way,
+        # so only an exact comparison sees it is not a cent amount.
+        "0.0099999999999999999999999999999",
+        "10.0000000000000000000000000000001",
+        "1000000000000000",  # 10^15: no single amount is that large
+    ],
 )
 def test_parse_amount_rejects(raw: str) -> None:
     with pytest.raises(DomainError) as e:
