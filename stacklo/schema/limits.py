@@ -6,12 +6,13 @@ document, quadratically for overlapping fields) and long before execution:
 1. length and tokens: text past ``max_query_chars`` is refused unread, then tokens are counted
    with one regular-expression scan (``count_tokens``) before the parser runs (the parser
    itself stops past ``max_query_tokens`` too);
-2. depth, aliases, static cost and authentication mutations: one pass over the operation that
-   would run. Each named fragment is measured once per page size and its figures reused, so a
-   fragment spread a thousand times counts a thousand times but is walked once, and nested
-   spreads cannot multiply past the checks;
+2. depth, aliases, fields, directives per field, static cost and authentication mutations:
+   one pass over the operation that would run. Each named fragment is measured once per page
+   size and its figures reused, so a fragment spread a thousand times counts a thousand times
+   but is walked once, and nested spreads cannot multiply past the checks;
 3. introspection (``__schema``, ``__type``): as ``STACKLO_INTROSPECTION`` says (public, staff
-   only through casbin's ``schema introspect``, or off).
+   only through casbin's ``schema introspect``, or off); its nesting is bounded in validation
+   by graphql-core's ``MaxIntrospectionDepthRule`` (no circular introspection queries).
 
 A refusal is a GraphQL error with ``extensions.code`` ``QUERY_TOO_COMPLEX`` naming the
 ``limit``, the ``measured`` figure and the ``maximum`` (``FORBIDDEN`` for introspection).
@@ -57,6 +58,7 @@ from graphql import (
     is_composite_type,
     parse,
 )
+from graphql.validation import MaxIntrospectionDepthRule
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
@@ -98,6 +100,7 @@ class Bounds:
     cost: int
     default_page: int
     max_page: int
+    fields: int = 10**9
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,12 @@ class Report:
     cost: int
     auth_mutations: int
     introspection: bool
+    fields: int = 0
+
+
+# @include, @skip and one more: a field with more is an attempt to make validation echo an
+# error per directive (graphql-cop's "directive overloading").
+DIRECTIVES_PER_LOCATION = 3
 
 
 class Over(Exception):
@@ -148,7 +157,7 @@ def measure(
         auth = walker.root_fields(operation.selection_set, frozenset())
         if auth > 1:
             raise Over("authenticationMutations", auth, 1)
-    return Report(depth, walker.aliases, total, auth, walker.introspection)
+    return Report(depth, walker.aliases, total, auth, walker.introspection, walker.fields)
 
 
 class _Walker:
@@ -166,9 +175,10 @@ class _Walker:
         self.variables = variables
         self.bounds = bounds
         self.aliases = 0
+        self.fields = 0
         self.introspection = False
-        # fragment, page size -> (its own depth, cost, aliases)
-        self.memo: dict[tuple[str, int | None], tuple[int, int, int]] = {}
+        # fragment, page size -> (its own depth, cost, aliases, fields)
+        self.memo: dict[tuple[str, int | None], tuple[int, int, int, int]] = {}
         self.visiting: set[str] = set()
 
     def selection(
@@ -179,6 +189,8 @@ class _Walker:
         total = 0
         bounds = self.bounds
         for node in selection_set.selections:
+            if node.directives and len(node.directives) > DIRECTIVES_PER_LOCATION:
+                raise Over("directives", len(node.directives), DIRECTIVES_PER_LOCATION)
             if isinstance(node, FieldNode):
                 d, c = self.field(node, parent, page, level)
             elif isinstance(node, InlineFragmentNode):
@@ -203,17 +215,18 @@ class _Walker:
             if fragment is None or name in self.visiting:
                 return 0, 0  # unknown or cyclic: validation reports it
             self.visiting.add(name)
-            before = self.aliases
+            aliases, fields = self.aliases, self.fields
             try:
                 on = self._type(fragment.type_condition.name.value, parent)
                 own_depth, own_cost = self.selection(fragment.selection_set, on, page, 1)
             finally:
                 self.visiting.discard(name)
-            found = (own_depth, own_cost, self.aliases - before)
+            found = (own_depth, own_cost, self.aliases - aliases, self.fields - fields)
             self.memo[key] = found
         else:
             self._alias(found[2])
-        own_depth, own_cost, _ = found
+            self._field(found[3])
+        own_depth, own_cost, _, _ = found
         depth = level - 1 + own_depth if own_depth else 0
         if depth > self.bounds.depth:
             raise Over("depth", depth, self.bounds.depth)
@@ -221,6 +234,7 @@ class _Walker:
 
     def field(self, node: FieldNode, parent: Any, page: int | None, level: int) -> tuple[int, int]:
         name = node.name.value
+        self._field(1)
         if name in INTROSPECTION_FIELDS:
             self.introspection = True
             return 0, 0
@@ -265,6 +279,11 @@ class _Walker:
             if count > 1:
                 break
         return count
+
+    def _field(self, count: int) -> None:
+        self.fields = min(self.fields + count, _CAP)
+        if self.fields > self.bounds.fields:
+            raise Over("fields", self.fields, self.bounds.fields)
 
     def _alias(self, count: int) -> None:
         self.aliases = min(self.aliases + count, _CAP)
@@ -404,7 +423,8 @@ class OperationLimits(SchemaExtension):
         if refused is not None:
             ctx.pre_execution_errors = [refused]
         else:
-            ctx.pre_execution_errors = list(_validate(schema, document, ctx.validation_rules))
+            rules = (*ctx.validation_rules, MaxIntrospectionDepthRule)
+            ctx.pre_execution_errors = list(_validate(schema, document, rules))
         yield
 
 
@@ -415,6 +435,7 @@ def bounds(settings: Any) -> Bounds:
         cost=settings.max_query_cost,
         default_page=settings.default_page_size,
         max_page=settings.max_page_size,
+        fields=settings.max_query_fields,
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import Server
 from tests.helpers import GraphQLHTTP, sign_up
 from tests.security.conftest import Cluster, new_address
 from tests.security.helpers import answer, close_code, open_socket, operate, raw
@@ -46,8 +47,14 @@ fragment Both on Mutation {
   signUp(input: {email: "b@example.com", password: "yyyyyyyyyyyy", fullName: "B"}) { user { id } }
 }"""
 
+# graphql-cop's field duplication and directive overloading.
+FIELD_DUPLICATION = "query cop {" + " __typename\n" * 500 + "}"
+DIRECTIVE_OVERLOADING = "query cop { __typename @aa@aa@aa@aa@aa@aa@aa@aa@aa@aa }"
+
 CASES = [
     (ALIAS_BOMB, "characters"),
+    (FIELD_DUPLICATION, "fields"),
+    (DIRECTIVE_OVERLOADING, "directives"),
     (COST_BOMB, "cost"),
     (TOKEN_BOMB, "tokens"),
     (DEPTH_BOMB, "depth"),
@@ -122,6 +129,17 @@ async def test_a_normal_query_is_answered_while_bombs_are_refused(production: Cl
     *refused, answered = await asyncio.gather(*bombs, normal)
     assert all(r.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX" for r in refused)
     assert answered["me"]["email"] == user.email
+    await client.aclose()
+
+
+async def test_a_circular_introspection_query_is_refused_in_validation(tight: Server) -> None:
+    """Introspection is public on this (test-mode) server, but not without end."""
+    client = GraphQLHTTP(tight.base_url, client_address=new_address())
+    circular = "{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }"
+    body = (await raw(client, circular)).json()
+    assert body.get("data") is None
+    assert body["errors"][0]["message"] == "Maximum introspection depth exceeded"
+    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
     await client.aclose()
 
 

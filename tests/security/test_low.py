@@ -315,3 +315,12 @@ async def test_a_subscription_over_plain_http_is_a_bad_request(tight: Server) ->
         error = response.json()["errors"][0]
         assert error["extensions"]["code"] == "BAD_REQUEST" and "WebSocket" in error["message"]
     await client.aclose()
+
+
+async def test_batched_requests_are_refused(tight: Server) -> None:
+    async with httpx.AsyncClient(base_url=tight.base_url) as http:
+        response = await http.post(
+            "/graphql", json=[{"query": "{ __typename }"}, {"query": "{ __typename }"}]
+        )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"

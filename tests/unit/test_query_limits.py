@@ -28,7 +28,7 @@ def over(query: str, bounds: Bounds, variables: dict[str, Any] | None = None) ->
 
 
 def test_scalars_are_free_objects_cost_one() -> None:
-    assert report("{ me { email fullName } }") == Report(2, 0, 1, 0, False)
+    assert report("{ me { email fullName } }") == Report(2, 0, 1, 0, False, fields=3)
     assert report("{ me { wallets { balance { amount } } } }").cost == 1 + 7 * (1 + 1)
 
 
@@ -105,3 +105,11 @@ def test_the_cost_bound_stops_the_walk() -> None:
     query = "{ " + " ".join(f"a{i}: me {{ wallets {{ id }} }}" for i in range(1000)) + " }"
     refused = over(query, Bounds(10, 10_000, 100, 20, 100))
     assert refused.limit == "cost" and 100 < refused.measured < 200
+
+
+def test_fields_count_through_fragments_and_directives_per_place_are_bounded() -> None:
+    query = "{ me { ...F ...F } } fragment F on User { email fullName }"
+    assert report(query).fields == 1 + 2 * 2
+    bounds = Bounds(10, 30, 1000, 20, 100, fields=4)
+    assert over(query, bounds).limit == "fields"
+    assert over("{ __typename @a @b @c @d }", WIDE).limit == "directives"
