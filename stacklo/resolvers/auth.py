@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from starlette.responses import Response
+
 from stacklo.auth.throttle import Quota, Throttled
 from stacklo.domain.auth import SignUp
-from stacklo.domain.errors import DomainError, ErrorCode
+from stacklo.domain.errors import DomainError, ErrorCode, RateLimited
 from stacklo.resolvers.errors import user_errors
 from stacklo.schema.context import Context, Info
 from stacklo.schema.types import (
@@ -32,11 +34,18 @@ T = TypeVar("T")
 async def sign_up(info: Info, input: SignUpInput) -> AuthPayload:
     ctx = info.context
     await _attempt(ctx)
-    issued = await ctx.services.auth.sign_up(
-        SignUp(
-            input.email, input.password, input.full_name, input.phone_number, input.home_currency
+    issued = await _busy(
+        ctx,
+        lambda: ctx.services.auth.sign_up(
+            SignUp(
+                input.email,
+                input.password,
+                input.full_name,
+                input.phone_number,
+                input.home_currency,
+            ),
+            ctx.meta,
         ),
-        ctx.meta,
     )
     return AuthPayload.of(issued)
 
@@ -96,21 +105,33 @@ async def _guessing(ctx: Context, email: str, check: Callable[[], Awaitable[T]])
         _answer(ctx, refused.quota, retry_after=refused.retry_after)
         raise
     try:
-        return await check()
+        return await _busy(ctx, check)
     except DomainError as e:
         if e.code is ErrorCode.INVALID_CREDENTIALS:
             await throttle.failed(email)
         raise
 
 
+async def _busy(ctx: Context, work: Callable[[], Awaitable[T]]) -> T:
+    """Password hashing refused for now (too many waiting): a 429 with Retry-After too."""
+    try:
+        return await work()
+    except RateLimited as busy:
+        _refused(ctx, busy.retry_after or 1)
+        raise
+
+
 def _answer(ctx: Context, quota: Quota, retry_after: int | None = None) -> None:
     """The bucket's state as header fields (HTTP only); a refusal is a 429 with Retry-After."""
-    response = ctx.response
-    headers = getattr(response, "headers", None)
-    if headers is None or not hasattr(response, "status_code"):
+    if not isinstance(ctx.response, Response):
         return  # a WebSocket: the error's extensions say it all
     for name, value in quota.headers().items():
-        headers[name] = value
+        ctx.response.headers[name] = value
     if retry_after is not None:
-        headers["Retry-After"] = str(retry_after)
-        response.status_code = 429
+        _refused(ctx, retry_after)
+
+
+def _refused(ctx: Context, retry_after: int) -> None:
+    if isinstance(ctx.response, Response):
+        ctx.response.headers["Retry-After"] = str(retry_after)
+        ctx.response.status_code = 429
