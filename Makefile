@@ -5,13 +5,23 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 ASSETS := stacklo/graphiql/vendor/.installed
 
-.PHONY: install run test lint format pytest bench-parse clean
+.PHONY: install run test lint format pytest lock schema clean
 
-$(INSTALLED): pyproject.toml
+# Exactly the versions in requirements.lock (hash-checked), then stacklo itself on top of them.
+$(INSTALLED): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+# Re-pin every dependency (with hashes) after changing pyproject.toml.
+lock: $(INSTALLED)
+	$(BIN)/pip-compile --quiet --all-build-deps --extra dev --generate-hashes --strip-extras \
+		--allow-unsafe --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
+
+# The API as served, committed: a change to it is a visible diff (a test checks they agree).
+schema: $(INSTALLED)
+	$(BIN)/stacklo schema > schema.graphql
 
 # GraphiQL's bundles come from the npm registry at install time; they are never committed.
 $(ASSETS): stacklo/graphiql/package.json stacklo/graphiql/package-lock.json
