@@ -35,8 +35,8 @@ from bench.common import (
     started_server,
     status_kib,
 )
+from stacklo.api import schema
 from stacklo.config import Settings
-from stacklo.schema.root import schema
 from stacklo.web.endpoint import query_refused
 
 HEAVY = (

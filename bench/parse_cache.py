@@ -18,8 +18,11 @@ from decimal import Decimal
 
 from strawberry.schema.config import StrawberryConfig
 
+from stacklo.api import Mutation, Query, schema
+from stacklo.config import Settings
+from stacklo.observability import observe_operation
 from stacklo.schema.common import DECIMAL_SCALAR
-from stacklo.schema.root import ErrorPolicy, Mutation, Query, QuietSchema, observe_operation, schema
+from stacklo.schema.errors import ErrorPolicy, QuietSchema
 
 TRIVIAL = "query Trivial { __typename }"
 
@@ -46,6 +49,9 @@ async def measure(target: QuietSchema, operation: str, iterations: int) -> list[
 
 class _Anonymous:
     """Just enough context for `me` to answer null without a database."""
+
+    services = type("Services", (), {"settings": Settings()})
+    socket = None
 
     async def viewer(self) -> None:
         return None

@@ -30,9 +30,16 @@ from stacklo.data.fx import MemoryRateCache, RedisRateCache
 from stacklo.data.outbox import RATE_FEED_LOCK, RelayConnection
 from stacklo.data.uow import SqlUnitOfWorkFactory
 from stacklo.domain.auth import AuthService
-from stacklo.domain.exchange import Exchange
-from stacklo.domain.payments import Limits, Payments
+from stacklo.domain.conversions import Conversions
+from stacklo.domain.funding import Funding
+from stacklo.domain.kyc import Kyc
 from stacklo.domain.ports import PaymentProvider, RateCache, RateFeed, UnitOfWorkFactory
+from stacklo.domain.quotes import Quotes
+from stacklo.domain.rates import Rates
+from stacklo.domain.spending import DailyLimits
+from stacklo.domain.transfers import Transfers
+from stacklo.domain.visibility import Visibility
+from stacklo.domain.wallets import Wallets
 from stacklo.integrations.paystack import PaystackProvider
 from stacklo.integrations.rates import CoinbaseRateFeed, SandboxRateFeed
 from stacklo.integrations.sandbox import SandboxProvider
@@ -74,8 +81,8 @@ def build_rate_cache(settings: Settings) -> RateCache:
     return MemoryRateCache(ttl_seconds=min(1.0, settings.rate_tick_seconds))
 
 
-def build_exchange(settings: Settings, uow: UnitOfWorkFactory) -> Exchange:
-    return Exchange(uow, utcnow, settings.pricing(), build_rate_cache(settings))
+def build_rates(settings: Settings, uow: UnitOfWorkFactory) -> Rates:
+    return Rates(uow, settings.pricing(), build_rate_cache(settings))
 
 
 def build_rate_feed(settings: Settings) -> RateFeed:
@@ -85,7 +92,7 @@ def build_rate_feed(settings: Settings) -> RateFeed:
 
 
 async def run_jobs(
-    settings: Settings, engine: Any, broadcast: Broadcast, exchange: Exchange, stop: asyncio.Event
+    settings: Settings, engine: Any, broadcast: Broadcast, rates: Rates, stop: asyncio.Event
 ) -> None:
     """What `stacklo worker` runs (and `serve` in-process when embedded): the outbox relay and
     the rate ticker, each leading through its own advisory lock, until ``stop`` is set."""
@@ -98,7 +105,7 @@ async def run_jobs(
     feed = build_rate_feed(settings)
     ticker = RateTicker(
         feed,
-        exchange,
+        rates,
         utcnow,
         interval_seconds=settings.rate_tick_seconds,
         history=timedelta(days=settings.rate_history_days),
@@ -134,34 +141,36 @@ def build_services(
         concurrency=settings.password_hash_concurrency,
         queue=settings.password_hash_queue,
     )
+    limits = DailyLimits(settings.unverified_daily_limits, utcnow)
+    rates = build_rates(settings, uow)
     return Services(
         settings=settings,
+        uow=uow,
+        clock=utcnow,
+        visibility=Visibility(Authorizer()),
+        auth=AuthService(
+            uow, hasher, tokens, utcnow, timedelta(seconds=settings.refresh_token_ttl_seconds)
+        ),
+        authenticator=Authenticator(tokens, uow, utcnow),
         throttle=AuthThrottle(
             settings.redis_url,
             settings.auth_attempts_per_address,
             settings.auth_failures_per_account,
         ),
-        sessions=SessionGuard(uow, utcnow),
-        uow=uow,
-        auth=AuthService(
-            uow, hasher, tokens, utcnow, timedelta(seconds=settings.refresh_token_ttl_seconds)
-        ),
-        authenticator=Authenticator(tokens, uow, utcnow),
-        authorizer=Authorizer(),
-        clock=utcnow,
+        kyc=Kyc(uow),
+        wallets=Wallets(uow, utcnow),
+        transfers=Transfers(uow, utcnow, limits),
+        funding=Funding(uow, utcnow, provider or build_provider(settings), limits),
+        rates=rates,
+        quotes=Quotes(uow, utcnow, rates),
+        conversions=Conversions(uow, utcnow),
         streams=Streams(
             broadcast or Broadcast("memory://"),
             uow,
             buffer=settings.subscription_buffer,
             per_user=settings.subscriptions_per_user,
         ),
-        payments=Payments(
-            uow,
-            utcnow,
-            provider or build_provider(settings),
-            Limits(settings.unverified_daily_limits),
-        ),
-        exchange=build_exchange(settings, uow),
+        sessions=SessionGuard(uow, utcnow),
     )
 
 
@@ -209,7 +218,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         tasks = [asyncio.create_task(built.sessions.run(built.streams, stop))]
         if settings.worker_in_process:
             tasks.append(
-                asyncio.create_task(run_jobs(settings, engine, broadcast, built.exchange, stop))
+                asyncio.create_task(run_jobs(settings, engine, broadcast, built.rates, stop))
             )
         settle_heap()
         log.info("started", embedded=settings.embedded, env=settings.env)

@@ -123,7 +123,7 @@ def serve(args: argparse.Namespace) -> int:
 def worker(args: argparse.Namespace) -> int:
     """The outbox relay and the rate ticker (later also the scheduler), safe to run several
     times: each job leads through its own advisory lock."""
-    from stacklo.app import build_exchange, run_jobs
+    from stacklo.app import build_rates, run_jobs
     from stacklo.data.db import create_engine
     from stacklo.data.uow import SqlUnitOfWorkFactory
     from stacklo.observability import configure_logging, log
@@ -153,10 +153,10 @@ def worker(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        exchange = build_exchange(settings, SqlUnitOfWorkFactory(engine))
+        rates = build_rates(settings, SqlUnitOfWorkFactory(engine))
         log.info("worker_started")
         try:
-            await run_jobs(settings, engine, broadcast, exchange, stop)
+            await run_jobs(settings, engine, broadcast, rates, stop)
         finally:
             await broadcast.disconnect()
             await engine.dispose()
@@ -235,7 +235,7 @@ def ledger_verify(args: argparse.Namespace) -> int:
 
 
 def schema_cmd(args: argparse.Namespace) -> int:
-    from stacklo.schema.root import schema
+    from stacklo.api import schema
 
     print(schema.as_str())
     return 0

@@ -32,7 +32,7 @@ from stacklo.domain.fx import (
     QuoteKind,
 )
 from stacklo.domain.money import CurrencyCode
-from stacklo.domain.payments import DEFAULT_UNVERIFIED_DAILY
+from stacklo.domain.spending import DEFAULT_UNVERIFIED_DAILY
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 

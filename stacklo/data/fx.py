@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy import Row, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from stacklo.data.tables import quotes, rate_ticks
+from stacklo.data.outbox import RATES_EVENT, announced, rates_event
+from stacklo.data.tables import quotes
 from stacklo.domain.fx import Pair, Quote, QuoteKind, Snapshot
 from stacklo.domain.money import CurrencyCode, Money
 
@@ -23,23 +24,33 @@ _LATEST = text(
 )
 
 
+# A reading's rows and its event for rateUpdated subscribers, in one statement.
+_ADD_READING = announced(
+    RATES_EVENT,
+    added="""INSERT INTO rate_ticks (base, quote, mid, source, observed_at)
+         SELECT v.base, v.quote, v.mid, :source, :at
+         FROM unnest(CAST(:bases AS varchar[]), CAST(:quotes AS varchar[]),
+                     CAST(:mids AS numeric[])) AS v(base, quote, mid)""",
+)
+
+
 class Rates:
     def __init__(self, conn: AsyncConnection):
         self._conn = conn
 
     async def add(self, snapshot: Snapshot) -> None:
+        """The reading (one row per direct pair) and its outbox event."""
+        pairs = list(snapshot.mids.items())
         await self._conn.execute(
-            rate_ticks.insert(),
-            [
-                {
-                    "base": pair.base.value,
-                    "quote": pair.quote.value,
-                    "mid": mid,
-                    "source": snapshot.source,
-                    "observed_at": snapshot.at,
-                }
-                for pair, mid in snapshot.mids.items()
-            ],
+            _ADD_READING,
+            {
+                "bases": [pair.base.value for pair, _ in pairs],
+                "quotes": [pair.quote.value for pair, _ in pairs],
+                "mids": [mid for _, mid in pairs],
+                "source": snapshot.source,
+                "at": snapshot.at,
+                **rates_event(snapshot),
+            },
         )
 
     async def prune(self, older_than: datetime, batch: int = 50_000) -> int:

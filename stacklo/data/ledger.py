@@ -17,7 +17,6 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
-    text,
     tuple_,
     update,
 )
@@ -27,11 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from stacklo.data.outbox import (
     TRANSACTION_EVENT,
     WALLET_EVENTS,
-    Outbox,
+    announced,
     transaction_event,
     wallet_events,
 )
-from stacklo.data.repositories import _wallet
+from stacklo.data.repositories import wallet_of_row
 from stacklo.data.tables import (
     idempotency_keys,
     ledger_entries,
@@ -55,15 +54,15 @@ from stacklo.domain.money import CurrencyCode
 PLATFORM_SHARDS = 8
 
 
-# Wallet rows and their outbox events in one statement (a data-modifying CTE): every statement
-# saved is a round trip and a pass through SQLAlchemy and asyncpg on the hottest path.
-_SAVE_WALLETS = text(
-    f"""WITH saved AS (
-         UPDATE wallets SET balance = v.balance, held = v.held, updated_at = now()
+# Every write here carries its outbox events in the same statement (``announced``): a
+# statement is a round trip and a pass through SQLAlchemy and asyncpg on the hottest path, and
+# no movement can forget to announce itself.
+_SAVE_WALLETS = announced(
+    WALLET_EVENTS,
+    saved="""UPDATE wallets SET balance = v.balance, held = v.held, updated_at = now()
          FROM unnest(CAST(:ids AS uuid[]), CAST(:balances AS numeric[]),
                      CAST(:helds AS numeric[])) AS v(id, balance, held)
-         WHERE wallets.id = v.id)
-       {WALLET_EVENTS}"""  # noqa: S608 - constants only, values are bound
+         WHERE wallets.id = v.id""",
 )
 _ENTRIES = """INSERT INTO ledger_entries
          (transaction_id, wallet_id, currency, amount, balance_after, created_at)
@@ -71,28 +70,55 @@ _ENTRIES = """INSERT INTO ledger_entries
        FROM unnest(CAST(:wallets AS uuid[]), CAST(:currencies AS varchar[]),
                    CAST(:amounts AS numeric[]), CAST(:balances AS numeric[]))
             AS v(wallet_id, currency, amount, balance_after)"""
-_ADD_ENTRIES = text(_ENTRIES)
 _HISTORY = """INSERT INTO transaction_status_changes (transaction_id, status, reason, at)
        SELECT :tx, v.status, v.reason, v.at
        FROM unnest(CAST(:statuses AS varchar[]), CAST(:reasons AS text[]),
                    CAST(:ats AS timestamptz[])) AS v(status, reason, at)"""
-_ADD_HISTORY = text(_HISTORY)
-# A new transaction, its status history, its entries and its outbox event: one statement. The
-# foreign keys from history and entries to the transaction are checked at the statement's end,
-# when the transaction row is there.
-_ADD_TRANSACTION = text(
-    f"""WITH added AS (
-         INSERT INTO ledger_transactions
+# A new transaction, its status history, its entries and its event. The foreign keys from
+# history and entries to the transaction are checked at the statement's end, when the
+# transaction row is there.
+_ADD_TRANSACTION = announced(
+    TRANSACTION_EVENT,
+    added="""INSERT INTO ledger_transactions
            (id, reference, kind, status, currency, amount, fee, converted_currency,
             converted_amount, exchange_rate, description, failure_reason, initiator_id,
             source_wallet_id, target_wallet_id, metadata, created_at, completed_at)
          VALUES (:tx, :reference, :kind, :status, :currency, :amount, :fee, :converted_currency,
                  :converted_amount, :exchange_rate, :description, :failure_reason, :initiator,
-                 :source, :target, CAST(:metadata AS jsonb), :at, :completed_at)),
-       history AS ({_HISTORY}),
-       entries AS ({_ENTRIES})
-       {TRANSACTION_EVENT}"""  # noqa: S608 - constants only, values are bound
+                 :source, :target, CAST(:metadata AS jsonb), :at, :completed_at)""",
+    history=_HISTORY,
+    entries=_ENTRIES,
 )
+# An existing transaction reaching its next status: the row, the history row, the entries
+# (when money moves) and the event.
+_SETTLE_TRANSACTION = announced(
+    TRANSACTION_EVENT,
+    changed="""UPDATE ledger_transactions
+         SET status = :status, failure_reason = :failure_reason, completed_at = :completed_at,
+             metadata = CAST(:metadata AS jsonb), updated_at = now()
+         WHERE id = :tx""",
+    history=_HISTORY,
+    entries=_ENTRIES,
+)
+
+
+def _history_params(changes: Sequence[StatusChange]) -> dict[str, Any]:
+    return {
+        "statuses": [c.status.value for c in changes],
+        "reasons": [c.reason for c in changes],
+        "ats": [c.at for c in changes],
+    }
+
+
+def _entry_params(entries: Sequence[Entry]) -> dict[str, Any]:
+    # Arrays bound to unnest(): the SQL text (and its prepared statement) is the same for any
+    # number of rows, none included.
+    return {
+        "wallets": [e.wallet_id for e in entries],
+        "currencies": [e.currency.value for e in entries],
+        "amounts": [e.amount for e in entries],
+        "balances": [e.balance_after for e in entries],
+    }
 
 
 def _tx(row: Row[Any]) -> Transaction:
@@ -147,7 +173,6 @@ class Ledger:
 
     def __init__(self, conn: AsyncConnection):
         self._conn = conn
-        self._outbox = Outbox(conn)
 
     # ---------------------------------------------------------------- accounts
 
@@ -159,7 +184,7 @@ class Ledger:
             .order_by(wallets.c.id)
             .with_for_update()
         )
-        return {row.id: _wallet(row) for row in rows}
+        return {row.id: wallet_of_row(row) for row in rows}
 
     async def platform_account(
         self, kind: AccountKind, currency: CurrencyCode, shard: int | None = None
@@ -226,58 +251,39 @@ class Ledger:
                 "metadata": json.dumps(tx.metadata),
                 "at": tx.created_at,
                 "completed_at": tx.completed_at,
-                "statuses": [c.status.value for c in tx.history],
-                "reasons": [c.reason for c in tx.history],
-                "ats": [c.at for c in tx.history],
-                "wallets": [e.wallet_id for e in entries],
-                "currencies": [e.currency.value for e in entries],
-                "amounts": [e.amount for e in entries],
-                "balances": [e.balance_after for e in entries],
+                **_history_params(tx.history),
+                **_entry_params(entries),
                 **transaction_event(tx),
             },
         )
 
-    async def add_entries(self, tx_id: uuid.UUID, entries: Sequence[Entry], at: datetime) -> None:
-        if entries:
-            await self._conn.execute(
-                _ADD_ENTRIES,
-                {
-                    "tx": tx_id,
-                    "at": at,
-                    "wallets": [e.wallet_id for e in entries],
-                    "currencies": [e.currency.value for e in entries],
-                    "amounts": [e.amount for e in entries],
-                    "balances": [e.balance_after for e in entries],
-                },
-            )
-
-    async def _history(self, tx_id: uuid.UUID, changes: Sequence[StatusChange]) -> None:
+    async def settle(
+        self, tx: Transaction, change: StatusChange, entries: Sequence[Entry] = ()
+    ) -> None:
+        """An existing transaction's new status, with its history row, entries and event."""
         await self._conn.execute(
-            _ADD_HISTORY,
+            _SETTLE_TRANSACTION,
             {
-                "tx": tx_id,
-                "statuses": [c.status.value for c in changes],
-                "reasons": [c.reason for c in changes],
-                "ats": [c.at for c in changes],
+                "tx": tx.id,
+                "status": tx.status.value,
+                "failure_reason": tx.failure_reason,
+                "completed_at": tx.completed_at,
+                "metadata": json.dumps(tx.metadata),
+                "at": change.at,
+                **_history_params([change]),
+                **_entry_params(entries),
+                **transaction_event(tx),
             },
         )
 
-    async def update(self, tx: Transaction, change: StatusChange | None) -> None:
-        """Persist a transaction's new status (and the change to its history) and metadata."""
+    async def annotate(self, tx: Transaction) -> None:
+        """Metadata only (a provider's transfer code, a review note): no status change, so
+        nothing a subscriber sees and no event."""
         await self._conn.execute(
             update(ledger_transactions)
             .where(ledger_transactions.c.id == tx.id)
-            .values(
-                status=tx.status.value,
-                failure_reason=tx.failure_reason,
-                completed_at=tx.completed_at,
-                metadata=tx.metadata,
-                updated_at=func.now(),
-            )
+            .values(metadata=tx.metadata, updated_at=func.now())
         )
-        if change is not None:
-            await self._history(tx.id, [change])
-            await self._outbox.transaction_changed(tx)
 
     async def get(self, tx_id: uuid.UUID) -> Transaction | None:
         row = (

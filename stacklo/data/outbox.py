@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import TextClause, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from stacklo.data.tables import outbox_events, outbox_state
@@ -85,28 +85,53 @@ class RelayConnection:
             self._conn = None
 
 
-# INSERT ... SELECT fragments, so a writer can fold an event into the statement that makes the
-# change (data/ledger.py does, as CTEs); the ev_ parameter names keep clear of the host's.
-TRANSACTION_EVENT = f"""INSERT INTO outbox_events (topic, aggregate_id, audience, payload)
-       SELECT '{TRANSACTION}', :ev_aggregate,
+# ---------------------------------------------------------------------------- writing
+#
+# The one way outbox rows are written: ``announced(events, **changes)`` makes one statement of
+# the change (each a data-modifying CTE) and the INSERT of the events that announce it, so
+# the change and its events commit together or not at all, in one round trip. Every
+# repository that changes something a subscriber or a worker must see writes through it with
+# one of the event fragments below; their parameters are named ev_* to keep clear of the
+# change's own.
+
+
+def announced(events: str, **changes: str) -> TextClause:
+    ctes = ",\n       ".join(f"{name} AS ({sql})" for name, sql in changes.items())
+    return text(f"WITH {ctes}\n       {events}")
+
+
+def _insert_events(select: str) -> str:
+    return f"INSERT INTO outbox_events (topic, aggregate_id, audience, payload) {select}"
+
+
+# A transaction created or changing status; the audience is the owners of its wallets.
+TRANSACTION_EVENT = _insert_events(
+    f"""SELECT '{TRANSACTION}', :ev_aggregate,
               ARRAY(SELECT user_id FROM wallets
                     WHERE id = ANY(CAST(:ev_wallets AS uuid[])) AND user_id IS NOT NULL),
               CAST(:ev_payload AS jsonb)"""  # noqa: S608 - constants only, values are bound
-WALLET_EVENTS = f"""INSERT INTO outbox_events (topic, aggregate_id, audience, payload)
-       SELECT '{WALLET}', v.id, ARRAY[v.user_id], CAST(v.payload AS jsonb)
+)
+# Customer wallets opened or changed, one event each, for their owner (none: no row).
+WALLET_EVENTS = _insert_events(
+    f"""SELECT '{WALLET}', v.id, ARRAY[v.user_id], CAST(v.payload AS jsonb)
        FROM unnest(CAST(:ev_ids AS text[]), CAST(:ev_users AS uuid[]),
                    CAST(:ev_payloads AS text[])) AS v(id, user_id, payload)"""  # noqa: S608
-# Sessions a statement revoked (a ``revoked`` CTE of id, user_id), one event per user.
-SESSIONS_ENDED_EVENTS = f"""INSERT INTO outbox_events (topic, aggregate_id, audience, payload)
-       SELECT '{SESSIONS_ENDED}', user_id::text, ARRAY[user_id],
+)
+# Sessions a statement ended (its ``revoked`` CTE of id, user_id), one event per user.
+SESSIONS_ENDED_EVENTS = _insert_events(
+    f"""SELECT '{SESSIONS_ENDED}', user_id::text, ARRAY[user_id],
               jsonb_build_object('sessions', array_agg(id::text), 'reason', :ev_reason)
-       FROM revoked GROUP BY user_id"""  # noqa: S608 - constants only, values are bound
-_TRANSACTION_CHANGED = text(TRANSACTION_EVENT)
-_WALLETS_CHANGED = text(WALLET_EVENTS)
+       FROM revoked GROUP BY user_id
+       RETURNING jsonb_array_length(payload -> 'sessions') AS ended"""  # noqa: S608
+)
+# A rate feed reading, for every ``rateUpdated`` subscriber (public: no audience).
+RATES_EVENT = _insert_events(
+    f"SELECT '{RATES}', 'rates', '{{}}'::uuid[], CAST(:ev_payload AS jsonb)"
+)
 
 
 def transaction_event(tx: Transaction) -> dict[str, Any]:
-    """Parameters of ``TRANSACTION_EVENT``: the audience is the owners of its wallets."""
+    """Parameters of ``TRANSACTION_EVENT``."""
     wallets = [w for w in (tx.source_wallet_id, tx.target_wallet_id) if w is not None]
     return {
         "ev_aggregate": str(tx.id),
@@ -116,7 +141,7 @@ def transaction_event(tx: Transaction) -> dict[str, Any]:
 
 
 def wallet_events(changed: Sequence[Wallet]) -> dict[str, Any]:
-    """Parameters of ``WALLET_EVENTS``: one event per customer wallet, for its owner."""
+    """Parameters of ``WALLET_EVENTS``: customer wallets only."""
     mine = [w for w in changed if w.kind is AccountKind.CUSTOMER and w.user_id is not None]
     return {
         "ev_ids": [str(w.id) for w in mine],
@@ -124,6 +149,13 @@ def wallet_events(changed: Sequence[Wallet]) -> dict[str, Any]:
         "ev_payloads": [json.dumps(wallet_to_dict(w)) for w in mine],
     }
 
+
+def rates_event(snapshot: Snapshot) -> dict[str, Any]:
+    """Parameters of ``RATES_EVENT``."""
+    return {"ev_payload": json.dumps(snapshot.to_dict())}
+
+
+# ---------------------------------------------------------------------------- the relay
 
 _SET_POSITIONS = text(
     """UPDATE outbox_events SET position = v.position
@@ -147,26 +179,10 @@ def _event(row: Any, position: int | None = None) -> OutboxEvent:
 
 
 class Outbox:
+    """Claims, positions, replays and prunes events; the repositories write them."""
+
     def __init__(self, conn: AsyncConnection):
         self._conn = conn
-
-    # -------------------------------------------------------------- writers
-
-    async def transaction_changed(self, tx: Transaction) -> None:
-        await self._conn.execute(_TRANSACTION_CHANGED, transaction_event(tx))
-
-    async def wallets_changed(self, changed: Sequence[Wallet]) -> None:
-        params = wallet_events(changed)
-        if params["ev_ids"]:
-            await self._conn.execute(_WALLETS_CHANGED, params)
-
-    async def rates_ticked(self, snapshot: Snapshot) -> None:
-        """A feed reading, for every ``rateUpdated`` subscriber (public: no audience)."""
-        await self._conn.execute(
-            outbox_events.insert().values(
-                topic=RATES, aggregate_id="rates", audience=[], payload=snapshot.to_dict()
-            )
-        )
 
     # -------------------------------------------------------------- the relay
 

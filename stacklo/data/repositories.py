@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, or_, select, text, tuple_, update
+from sqlalchemy import Row, and_, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from stacklo.data.outbox import SESSIONS_ENDED_EVENTS, Outbox
+from stacklo.data.outbox import SESSIONS_ENDED_EVENTS, WALLET_EVENTS, announced, wallet_events
 from stacklo.data.tables import audit_events, auth_sessions, refresh_tokens, users, wallets
 from stacklo.domain.errors import Conflict
 from stacklo.domain.models import (
@@ -56,7 +56,7 @@ def _user(row: Row[Any]) -> User:
     )
 
 
-def _wallet(row: Row[Any]) -> Wallet:
+def wallet_of_row(row: Row[Any]) -> Wallet:
     return Wallet(
         id=row.id,
         user_id=row.user_id,
@@ -165,17 +165,24 @@ class Users:
         return Page([_user(r) for r in rows[:first]], len(rows) > first)
 
 
-# Revoke one session (:one) or every live session of :user but :keep, and announce it in the
-# same statement, so every server process closes the sockets those sessions opened.
-_REVOKE = text(
-    f"""WITH revoked AS (
-          UPDATE auth_sessions SET revoked_at = :at, revoked_reason = :ev_reason
+# Revoke one session (:one) or every live session of :user but :keep, announced in the same
+# statement, so every server process closes the sockets those sessions opened.
+_REVOKE = announced(
+    SESSIONS_ENDED_EVENTS,
+    revoked="""UPDATE auth_sessions SET revoked_at = :at, revoked_reason = :ev_reason
           WHERE revoked_at IS NULL
             AND (id = CAST(:one AS uuid)
                  OR (user_id = CAST(:user AS uuid) AND id IS DISTINCT FROM CAST(:keep AS uuid)))
-          RETURNING id, user_id),
-        announced AS ({SESSIONS_ENDED_EVENTS})
-        SELECT count(*) FROM revoked"""  # noqa: S608 - constants only, values are bound
+          RETURNING id, user_id""",
+)
+_ADD_WALLET = announced(
+    WALLET_EVENTS,
+    added="""INSERT INTO wallets (id, user_id, kind, currency, balance, held, status, created_at)
+         VALUES (:id, :user_id, :kind, :currency, :balance, :held, :status, :created_at)""",
+)
+_SET_WALLET_STATUS = announced(
+    WALLET_EVENTS,
+    changed="UPDATE wallets SET status = :status, updated_at = now() WHERE id = :id",
 )
 
 
@@ -246,7 +253,7 @@ class Sessions:
         result = await self._conn.execute(
             _REVOKE, {"one": session_id, "user": None, "keep": None, "at": at, "ev_reason": reason}
         )
-        return bool(result.scalar())
+        return bool(sum(result.scalars()))
 
     async def revoke_others(
         self, user_id: uuid.UUID, keep: uuid.UUID | None, at: datetime, reason: str
@@ -254,7 +261,7 @@ class Sessions:
         result = await self._conn.execute(
             _REVOKE, {"one": None, "user": user_id, "keep": keep, "at": at, "ev_reason": reason}
         )
-        return int(result.scalar() or 0)
+        return int(sum(result.scalars()))
 
     async def ended(self, session_ids: Sequence[uuid.UUID], now: datetime) -> set[uuid.UUID]:
         """Which of these sessions are revoked, expired or gone."""
@@ -293,49 +300,46 @@ class Wallets:
         self._conn = conn
 
     async def add(self, wallet: Wallet) -> None:
+        """The wallet and its event; a savepoint, so a Conflict leaves the caller's work."""
         try:
             async with self._conn.begin_nested():
                 await self._conn.execute(
-                    wallets.insert().values(
-                        id=wallet.id,
-                        user_id=wallet.user_id,
-                        kind=wallet.kind.value,
-                        currency=wallet.currency.value,
-                        balance=wallet.balance,
-                        held=wallet.held,
-                        status=wallet.status.value,
-                        created_at=wallet.created_at,
-                    )
+                    _ADD_WALLET,
+                    {
+                        "id": wallet.id,
+                        "user_id": wallet.user_id,
+                        "kind": wallet.kind.value,
+                        "currency": wallet.currency.value,
+                        "balance": wallet.balance,
+                        "held": wallet.held,
+                        "status": wallet.status.value,
+                        "created_at": wallet.created_at,
+                        **wallet_events([wallet]),
+                    },
                 )
         except IntegrityError as e:
             if _conflict_on(e) == "wallet":
                 raise Conflict("wallet") from None
             raise
-        await Outbox(self._conn).wallets_changed([wallet])
 
     async def get(self, wallet_id: uuid.UUID) -> Wallet | None:
         row = (await self._conn.execute(select(wallets).where(wallets.c.id == wallet_id))).first()
-        return _wallet(row) if row else None
+        return wallet_of_row(row) if row else None
 
     async def get_many(self, ids: Sequence[uuid.UUID]) -> list[Wallet]:
         if not ids:
             return []
         return [
-            _wallet(r)
+            wallet_of_row(r)
             for r in await self._conn.execute(select(wallets).where(wallets.c.id.in_(list(ids))))
         ]
 
-    async def set_status(self, wallet_id: uuid.UUID, status: WalletStatus) -> None:
-        row = (
-            await self._conn.execute(
-                update(wallets)
-                .where(wallets.c.id == wallet_id)
-                .values(status=status.value, updated_at=func.now())
-                .returning(*wallets.c)
-            )
-        ).first()
-        if row is not None:
-            await Outbox(self._conn).wallets_changed([_wallet(row)])
+    async def set_status(self, wallet: Wallet) -> None:
+        """The (locked) wallet's new status, with its event."""
+        await self._conn.execute(
+            _SET_WALLET_STATUS,
+            {"id": wallet.id, "status": wallet.status.value, **wallet_events([wallet])},
+        )
 
     async def for_users(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Wallet]]:
         out: dict[uuid.UUID, list[Wallet]] = {u: [] for u in user_ids}
@@ -349,7 +353,7 @@ class Wallets:
             .order_by(wallets.c.created_at, wallets.c.id)
         )
         for row in rows:
-            out[row.user_id].append(_wallet(row))
+            out[row.user_id].append(wallet_of_row(row))
         return out
 
     async def for_user_currency(self, user_id: uuid.UUID, currency: CurrencyCode) -> Wallet | None:
@@ -362,7 +366,7 @@ class Wallets:
                 )
             )
         ).first()
-        return _wallet(row) if row else None
+        return wallet_of_row(row) if row else None
 
 
 def _event(row: Row[Any]) -> AuditEvent:

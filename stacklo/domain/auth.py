@@ -244,43 +244,6 @@ class AuthService:
             )
             await uow.commit()
 
-    async def set_kyc_status(
-        self,
-        staff: User,
-        user_id: uuid.UUID | None,
-        status: KycStatus,
-        reason: str | None,
-        meta: RequestMeta,
-    ) -> User:
-        """A staff review's outcome. Staff cannot review themselves (four eyes)."""
-        async with self._uow() as uow:
-            user = await uow.users.get(user_id) if user_id else None
-            if user is None:
-                raise DomainError(ErrorCode.NOT_FOUND, "User not found.", ("input", "userId"))
-            if user.id == staff.id:
-                raise DomainError(
-                    ErrorCode.INVALID_INPUT,
-                    "Staff cannot review their own identity.",
-                    ("input", "userId"),
-                )
-            previous = user.kyc_status
-            user.kyc_status = status
-            await uow.users.set_kyc_status(user.id, status)
-            await uow.audit.record(
-                audit(
-                    "kyc.reviewed",
-                    meta,
-                    actor_id=staff.id,
-                    target_type="User",
-                    target_id=user.id,
-                    previous=previous.value,
-                    status=status.value,
-                    reason=reason,
-                )
-            )
-            await uow.commit()
-        return user
-
     async def _start_session(self, uow: UnitOfWork, user: User, now: datetime) -> IssuedSession:
         session = Session(
             id=uuid.uuid4(), user_id=user.id, created_at=now, expires_at=now + self._refresh_ttl

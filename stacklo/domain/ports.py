@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from enum import Enum
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -29,7 +30,6 @@ from stacklo.domain.models import (
     Session,
     User,
     Wallet,
-    WalletStatus,
 )
 from stacklo.domain.money import CurrencyCode, Money
 
@@ -104,7 +104,10 @@ class WalletRepository(Protocol):
 
     async def get(self, wallet_id: uuid.UUID) -> Wallet | None: ...
     async def get_many(self, ids: Sequence[uuid.UUID]) -> list[Wallet]: ...
-    async def set_status(self, wallet_id: uuid.UUID, status: WalletStatus) -> None: ...
+    async def set_status(self, wallet: Wallet) -> None:
+        """Write ``wallet.status`` (the caller holds the row locked)."""
+        ...
+
     async def for_users(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Wallet]]: ...
     async def for_user_currency(
         self, user_id: uuid.UUID, currency: CurrencyCode
@@ -134,12 +137,24 @@ class LedgerRepository(Protocol):
     async def platform_account(
         self, kind: AccountKind, currency: CurrencyCode, shard: int | None = None
     ) -> uuid.UUID: ...
-    async def save_wallets(self, changed: Sequence[Wallet]) -> None: ...
-    async def add(self, tx: Transaction, entries: Sequence[Entry] = ()) -> None: ...
-    async def add_entries(
-        self, tx_id: uuid.UUID, entries: Sequence[Entry], at: datetime
-    ) -> None: ...
-    async def update(self, tx: Transaction, change: StatusChange | None) -> None: ...
+    async def save_wallets(self, changed: Sequence[Wallet]) -> None:
+        """Balances and holds, with an outbox event per customer wallet."""
+        ...
+
+    async def add(self, tx: Transaction, entries: Sequence[Entry] = ()) -> None:
+        """A new transaction with its status history, entries and outbox event."""
+        ...
+
+    async def settle(
+        self, tx: Transaction, change: StatusChange, entries: Sequence[Entry] = ()
+    ) -> None:
+        """An existing transaction's new status, with the history row, entries and event."""
+        ...
+
+    async def annotate(self, tx: Transaction) -> None:
+        """Metadata only (a provider's transfer code, a review note): nothing clients see."""
+        ...
+
     async def get(self, tx_id: uuid.UUID) -> Transaction | None: ...
     async def get_many(self, ids: Sequence[uuid.UUID]) -> list[Transaction]: ...
     async def by_reference(
@@ -194,7 +209,6 @@ class OutboxStore(Protocol):
     async def prune(self, older_than: datetime) -> int: ...
     async def pruned_through(self) -> int: ...
     async def last_position(self) -> int: ...
-    async def rates_ticked(self, snapshot: Snapshot) -> None: ...
     async def replay(
         self,
         user_id: uuid.UUID,
@@ -207,7 +221,10 @@ class OutboxStore(Protocol):
 
 
 class RateHistory(Protocol):
-    async def add(self, snapshot: Snapshot) -> None: ...
+    async def add(self, snapshot: Snapshot) -> None:
+        """The reading and its outbox event for rateUpdated subscribers."""
+        ...
+
     async def prune(self, older_than: datetime, batch: int = 50_000) -> int: ...
     async def latest(self) -> Snapshot | None: ...
 
@@ -216,6 +233,12 @@ class QuoteRepository(Protocol):
     async def add(self, quote: Quote) -> None: ...
     async def get(self, quote_id: uuid.UUID, *, for_update: bool = False) -> Quote | None: ...
     async def mark_used(self, quote: Quote) -> None: ...
+
+
+class Permissions(Protocol):
+    """What a role may do beyond its own data (the casbin policy)."""
+
+    def allowed(self, roles: Iterable[Role], resource: str, action: str) -> bool: ...
 
 
 class UnitOfWork(Protocol):
@@ -275,16 +298,33 @@ class BankAccount:
     account_name: str
 
 
+class ProviderEventKind(Enum):
+    """What a provider's event says, whatever the provider calls it (its adapter maps names)."""
+
+    DEPOSIT_SUCCEEDED = "DEPOSIT_SUCCEEDED"
+    DEPOSIT_FAILED = "DEPOSIT_FAILED"
+    PAYOUT_SUCCEEDED = "PAYOUT_SUCCEEDED"
+    PAYOUT_FAILED = "PAYOUT_FAILED"
+    PAYOUT_REVERSED = "PAYOUT_REVERSED"
+
+    @property
+    def applies_to(self) -> TransactionKind:
+        if self.name.startswith("DEPOSIT"):
+            return TransactionKind.DEPOSIT
+        return TransactionKind.WITHDRAWAL
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderEvent:
     """A verified webhook, in provider-neutral terms.
 
-    ``kind`` is one of ``charge.success``, ``charge.failed``, ``transfer.success``,
-    ``transfer.failed``, ``transfer.reversed`` (others are ignored). ``amount_minor`` is in the
-    currency's minor unit, as providers send it (kobo, cents).
+    ``name`` is the provider's own (``charge.success`` for Paystack): events are deduplicated
+    by it. ``amount_minor`` is in the currency's minor unit, as providers send it (kobo,
+    cents).
     """
 
-    kind: str
+    name: str
+    kind: ProviderEventKind
     reference: str
     amount_minor: int
     currency: str

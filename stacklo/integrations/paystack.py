@@ -38,6 +38,7 @@ from stacklo.domain.money import Money, to_minor_units
 from stacklo.domain.ports import (
     BankAccount,
     ProviderEvent,
+    ProviderEventKind,
     ProviderRejected,
     ProviderUnavailable,
 )
@@ -66,10 +67,15 @@ log = structlog.get_logger("stacklo.integrations.paystack")
 
 Method = Literal["GET", "POST"]
 
-# The webhook events the platform acts on; Paystack sends many more (subscriptions, disputes...).
-_EVENT_KINDS: Final = frozenset(
-    {"charge.success", "charge.failed", "transfer.success", "transfer.failed", "transfer.reversed"}
-)
+# The webhook events the platform acts on, in the domain's words; Paystack sends many more
+# (subscriptions, disputes...), which are ignored.
+EVENT_KINDS: Final = {
+    "charge.success": ProviderEventKind.DEPOSIT_SUCCEEDED,
+    "charge.failed": ProviderEventKind.DEPOSIT_FAILED,
+    "transfer.success": ProviderEventKind.PAYOUT_SUCCEEDED,
+    "transfer.failed": ProviderEventKind.PAYOUT_FAILED,
+    "transfer.reversed": ProviderEventKind.PAYOUT_REVERSED,
+}
 
 
 # ------------------------------------------------------------------------------ money
@@ -392,7 +398,7 @@ def parse_event(raw_body: bytes) -> ProviderEvent | None:
     if not isinstance(payload, dict):
         return None
     kind = payload.get("event")
-    if not isinstance(kind, str) or kind not in _EVENT_KINDS:
+    if not isinstance(kind, str) or kind not in EVENT_KINDS:
         return None
     data = payload.get("data")
     if not isinstance(data, dict):
@@ -410,7 +416,8 @@ def parse_event(raw_body: bytes) -> ProviderEvent | None:
     if provider_id is None:
         raise MalformedEvent("the event carries no id")
     return ProviderEvent(
-        kind=kind,
+        name=kind,
+        kind=EVENT_KINDS[kind],
         reference=reference,
         amount_minor=amount,
         currency=currency.upper(),

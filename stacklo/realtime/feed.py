@@ -14,8 +14,8 @@ from datetime import timedelta
 
 from prometheus_client import Counter
 
-from stacklo.domain.exchange import Exchange
 from stacklo.domain.ports import Clock, ProviderUnavailable, RateFeed
+from stacklo.domain.rates import Rates
 from stacklo.observability import log
 from stacklo.realtime.relay import Leadership
 
@@ -26,14 +26,14 @@ class RateTicker:
     def __init__(
         self,
         feed: RateFeed,
-        exchange: Exchange,
+        rates: Rates,
         clock: Clock,
         *,
         interval_seconds: float,
         history: timedelta = timedelta(days=30),
     ):
         self._feed = feed
-        self._exchange = exchange
+        self._rates = rates
         self._clock = clock
         self._interval = interval_seconds
         self._history = history
@@ -47,11 +47,11 @@ class RateTicker:
             TICKS.labels("unavailable").inc()
             log.warning("rate_feed_unavailable", feed=self._feed.name, error=str(e))
             return False
-        await self._exchange.record(snapshot)
+        await self._rates.record(snapshot)
         TICKS.labels("ok").inc()
         if time.monotonic() >= self._next_prune:  # hourly: the history is kept for a window
             self._next_prune = time.monotonic() + 3600
-            pruned = await self._exchange.prune_history(self._clock() - self._history)
+            pruned = await self._rates.prune_history(self._clock() - self._history)
             if pruned:
                 log.info("rate_history_pruned", ticks=pruned)
         return True

@@ -16,7 +16,7 @@ from stacklo.domain.auth import SignUp
 from stacklo.domain.errors import DomainError, ErrorCode, RateLimited
 from stacklo.resolvers.errors import user_errors
 from stacklo.schema.context import Context, Info
-from stacklo.schema.types import (
+from stacklo.schema.users import (
     AuthPayload,
     ChangePasswordInput,
     ChangePasswordPayload,

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from stacklo.domain.errors import DomainError
+from stacklo.domain.outcomes import Outcome
 from stacklo.schema.common import UserError
 
 
@@ -35,3 +36,9 @@ def user_errors(
         return run
 
     return wrap
+
+
+def outcome_errors(outcome: Outcome) -> list[UserError]:
+    """A money mutation that went through but was refused on the way (a payout the provider
+    would not take) answers its transaction and why."""
+    return [UserError.of(outcome.error)] if outcome.error else []

@@ -19,7 +19,7 @@ from stacklo.realtime.channels import PLATFORM, user_channel
 from stacklo.realtime.streams import SlowConsumer
 from stacklo.schema.common import decode_cursor, decode_global_id, encode_cursor
 from stacklo.schema.context import Info
-from stacklo.schema.types import Transaction, TransactionEvent, Wallet, WalletEvent
+from stacklo.schema.ledger import Transaction, TransactionEvent, Wallet, WalletEvent
 
 # Close code for a subscriber whose buffer overflowed (documented in the README).
 SLOW_CONSUMER_CLOSE = 4413

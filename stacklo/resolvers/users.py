@@ -1,4 +1,8 @@
-"""me, users (staff), currencies, openWallet, auditEvents (staff), node."""
+"""me, users (staff), currencies, auditEvents (staff), transaction(reference), node.
+
+Whether the viewer may see an object is ``Visibility``'s to say; anything not visible is
+null, exactly like something that does not exist.
+"""
 
 from __future__ import annotations
 
@@ -7,36 +11,20 @@ from datetime import datetime
 
 import strawberry
 
-from stacklo.domain import money
+from stacklo.domain import ledger, money
 from stacklo.domain.errors import DomainError, ErrorCode
 from stacklo.domain.models import KycStatus, Viewer
-from stacklo.domain.wallets import open_wallet as open_wallet_use_case
-from stacklo.resolvers.errors import user_errors
-from stacklo.resolvers.money import may_see_transaction
 from stacklo.schema.common import (
     Connection,
     Currency,
     decode_cursor,
     decode_global_id,
     encode_cursor,
-    page_size,
 )
 from stacklo.schema.context import Info
 from stacklo.schema.fx import Quote
-from stacklo.schema.types import (
-    AuditEvent,
-    LedgerEntry,
-    OpenWalletInput,
-    OpenWalletPayload,
-    Transaction,
-    User,
-    Wallet,
-)
-
-
-def _first(info: Info, first: int | None) -> int:
-    s = info.context.services.settings
-    return page_size(first, s.default_page_size, s.max_page_size)
+from stacklo.schema.ledger import LedgerEntry, Transaction, Wallet, first_arg, wallet_owners
+from stacklo.schema.users import AuditEvent, User
 
 
 async def me(info: Info) -> User | None:
@@ -55,7 +43,7 @@ async def users(
     search: str | None = None,
     kyc_status: KycStatus | None = None,
 ) -> Connection[User]:
-    limit = _first(info, first)
+    limit = first_arg(info, first)
     parts = decode_cursor(after, 2)
     try:
         key = (datetime.fromisoformat(parts[0]), uuid.UUID(parts[1])) if parts else None
@@ -85,17 +73,15 @@ async def audit_events(
     action: str | None = None,
     actor_id: strawberry.ID | None = None,
 ) -> Connection[AuditEvent]:
-    limit = _first(info, first)
+    limit = first_arg(info, first)
     parts = decode_cursor(after, 1)
     if parts and not parts[0].isdigit():
         raise DomainError(ErrorCode.INVALID_INPUT, "after is not a valid cursor", ("after",))
     actor: uuid.UUID | None = None
     if actor_id is not None:
         decoded = decode_global_id(actor_id, "User")
-        if decoded is None:
-            return Connection[AuditEvent].build([], has_next=False, has_previous=False)
-        actor = _uuid(decoded[1])
-        if actor is None:
+        actor = _uuid(decoded[1]) if decoded else None
+        if actor is None:  # names nobody: nothing they did
             return Connection[AuditEvent].build([], has_next=False, has_previous=False)
     async with info.context.services.uow(read_only=True) as uow:
         page = await uow.audit.page(
@@ -108,27 +94,14 @@ async def audit_events(
     )
 
 
-@user_errors(OpenWalletPayload)
-async def open_wallet(info: Info, input: OpenWalletInput) -> OpenWalletPayload:
-    viewer = await info.context.require_viewer()
-    s = info.context.services
-    wallet = await open_wallet_use_case(
-        s.uow, s.clock, viewer.user.id, input.currency, info.context.meta
-    )
-    return OpenWalletPayload(wallet=Wallet.of(wallet))
-
-
-def _uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
+async def transaction(info: Info, reference: str) -> Transaction | None:
+    """By public reference; null unless the viewer may see it."""
+    viewer = await info.context.viewer()
+    if viewer is None or len(reference) > 32:
         return None
-
-
-def _may_see(viewer: Viewer, owner: uuid.UUID | None, info: Info, resource: str) -> bool:
-    if owner is not None and owner == viewer.user.id:
-        return True
-    return info.context.services.authorizer.allowed(viewer.user.roles, resource, "read")
+    async with info.context.services.uow(read_only=True) as uow:
+        tx = await uow.ledger.by_reference(reference.strip().upper())
+    return await _visible_transaction(info, viewer, tx)
 
 
 async def node(
@@ -140,40 +113,60 @@ async def node(
     if viewer is None or decoded is None:
         return None
     type_name, raw = decoded
-    services = info.context.services
-    if type_name == "LedgerEntry":
-        if not raw.isdigit() or len(raw) > 18:
+    if type_name in ("LedgerEntry", "AuditEvent"):
+        number = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
+        if number is None:
             return None
-        async with services.uow(read_only=True) as uow:
-            entry = await uow.ledger.entry(int(raw))
-        if entry is None:
-            return None
-        wallet = await info.context.loaders.wallets.load(entry.wallet_id)
-        return (
-            LedgerEntry.of(entry)
-            if wallet and _may_see(viewer, wallet.user_id, info, "wallets")
-            else None
-        )
-    if type_name == "AuditEvent":
-        if not raw.isdigit() or not services.authorizer.allowed(viewer.user.roles, "audit", "read"):
-            return None
-        async with services.uow(read_only=True) as uow:
-            event = await uow.audit.get(int(raw))
-        return AuditEvent.of(event) if event else None
+        if type_name == "LedgerEntry":
+            return await _entry(info, viewer, number)
+        return await _audit_event(info, viewer, number)
     key = _uuid(raw)
     if key is None:
         return None
+    visibility = info.context.services.visibility
+    loaders = info.context.loaders
     if type_name == "User":
-        user = await info.context.loaders.users.load(key)
-        return User.of(user) if user and _may_see(viewer, user.id, info, "users") else None
-    if type_name == "Quote":
-        quote = await services.exchange.quote_for(viewer.user, key)
-        return Quote.of(quote) if quote else None
+        user = await loaders.users.load(key)
+        return User.of(user) if user and visibility.user(viewer, user) else None
     if type_name == "Wallet":
-        wallet = await info.context.loaders.wallets.load(key)
-        visible = wallet is not None and _may_see(viewer, wallet.user_id, info, "wallets")
-        return Wallet.of(wallet) if wallet and visible else None
+        wallet = await loaders.wallets.load(key)
+        return Wallet.of(wallet) if wallet and visibility.wallet(viewer, wallet) else None
     if type_name == "Transaction":
-        tx = await info.context.loaders.transactions.load(key)
-        return Transaction.of(tx) if tx and await may_see_transaction(info, viewer, tx) else None
+        return await _visible_transaction(info, viewer, await loaders.transactions.load(key))
+    if type_name == "Quote":
+        quote = await info.context.services.quotes.get(key)
+        return Quote.of(quote) if quote and visibility.quote(viewer, quote) else None
     return None
+
+
+async def _visible_transaction(
+    info: Info, viewer: Viewer, tx: ledger.Transaction | None
+) -> Transaction | None:
+    if tx is None:
+        return None
+    visible = info.context.services.visibility.transaction(viewer, await wallet_owners(info, tx))
+    return Transaction.of(tx) if visible else None
+
+
+async def _entry(info: Info, viewer: Viewer, entry_id: int) -> LedgerEntry | None:
+    async with info.context.services.uow(read_only=True) as uow:
+        entry = await uow.ledger.entry(entry_id)
+    wallet = await info.context.loaders.wallets.load(entry.wallet_id) if entry else None
+    if entry is None or wallet is None:
+        return None
+    return LedgerEntry.of(entry) if info.context.services.visibility.entry(viewer, wallet) else None
+
+
+async def _audit_event(info: Info, viewer: Viewer, event_id: int) -> AuditEvent | None:
+    if not info.context.services.visibility.audit_log(viewer):
+        return None
+    async with info.context.services.uow(read_only=True) as uow:
+        event = await uow.audit.get(event_id)
+    return AuditEvent.of(event) if event else None
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None

@@ -60,7 +60,7 @@ def _parse_decimal_literal(node: ValueNode, variables: object = None) -> Decimal
     raise ValueError("Decimal must be a string")
 
 
-# Registered for ``Decimal`` through ``StrawberryConfig.scalar_map`` (schema/root.py).
+# Registered for ``Decimal`` through ``StrawberryConfig.scalar_map`` (stacklo/api.py).
 DECIMAL_SCALAR = strawberry.scalar(
     name="Decimal",
     description='An exact decimal number, serialised as a string (e.g. "1250.00").',

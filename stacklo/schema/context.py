@@ -25,33 +25,44 @@ from stacklo.domain.models import RequestMeta, User, Viewer, Wallet
 from stacklo.domain.ports import StatementEntry
 
 if TYPE_CHECKING:
-    from stacklo.auth.rbac import Authorizer
     from stacklo.auth.throttle import AuthThrottle
     from stacklo.auth.tokens import Authenticator
     from stacklo.config import Settings
     from stacklo.domain.auth import AuthService
-    from stacklo.domain.exchange import Exchange
-    from stacklo.domain.payments import Payments
+    from stacklo.domain.conversions import Conversions
+    from stacklo.domain.funding import Funding
+    from stacklo.domain.kyc import Kyc
     from stacklo.domain.ports import Clock, UnitOfWorkFactory
+    from stacklo.domain.quotes import Quotes
+    from stacklo.domain.rates import Rates
+    from stacklo.domain.transfers import Transfers
+    from stacklo.domain.visibility import Visibility
+    from stacklo.domain.wallets import Wallets
     from stacklo.realtime.sessions import SessionGuard
     from stacklo.realtime.streams import Streams
 
 
 @dataclass
 class Services:
-    """Built once by the app's lifespan; shared by every request."""
+    """Built once by the app's lifespan; shared by every request. The use cases, one per
+    capability, and the one rule of who may see what (``visibility``)."""
 
     settings: Settings
     uow: UnitOfWorkFactory
+    clock: Clock
+    visibility: Visibility
     auth: AuthService
     authenticator: Authenticator
-    authorizer: Authorizer
-    clock: Clock
-    payments: Payments
-    streams: Streams
-    exchange: Exchange
-    sessions: SessionGuard
     throttle: AuthThrottle
+    kyc: Kyc
+    wallets: Wallets
+    transfers: Transfers
+    funding: Funding
+    rates: Rates
+    quotes: Quotes
+    conversions: Conversions
+    streams: Streams
+    sessions: SessionGuard
 
 
 class Loaders:

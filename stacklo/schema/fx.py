@@ -1,4 +1,4 @@
-"""Types for rates, quotes, conversions, portfolio and KYC review."""
+"""Rates, quotes, conversions and portfolio valuation as clients see them."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from decimal import Decimal
 import strawberry
 from strawberry import relay
 
-from stacklo.domain import exchange, fx
+from stacklo.domain import fx, rates
 from stacklo.schema.common import CurrencyCode, MoneyType, UserError
 from stacklo.schema.context import Info
+from stacklo.schema.ledger import Transaction, Wallet
 from stacklo.schema.limits import cost
-from stacklo.schema.types import Transaction, User, Wallet
 
 strawberry.enum(fx.QuoteStatus, name="QuoteStatus")
 
@@ -121,7 +121,7 @@ class Holding:
     value: MoneyType
 
     @classmethod
-    def of(cls, h: exchange.Holding) -> Holding:
+    def of(cls, h: rates.Holding) -> Holding:
         return cls(wallet=Wallet.of(h.wallet), rate=h.rate, value=MoneyType.of(h.value))
 
 
@@ -131,18 +131,5 @@ class Portfolio:
     holdings: list[Holding] = strawberry.field(metadata=cost(size=len(CurrencyCode)))
 
     @classmethod
-    def of(cls, p: exchange.Portfolio) -> Portfolio:
+    def of(cls, p: rates.Portfolio) -> Portfolio:
         return cls(total_value=MoneyType.of(p.total), holdings=[Holding.of(h) for h in p.holdings])
-
-
-@strawberry.input
-class ReviewKycInput:
-    user_id: strawberry.ID
-    approve: bool
-    reason: str | None = None
-
-
-@strawberry.type
-class ReviewKycPayload:
-    user: User | None = None
-    user_errors: list[UserError] = strawberry.field(default_factory=list)

@@ -442,12 +442,10 @@ def bounds(settings: Any) -> Bounds:
 async def _introspection_refused(context: Any, policy: str) -> GraphQLError | None:
     if policy == "public":
         return None
-    if policy == "staff":
-        viewer = await context.viewer()
-        if viewer is not None and context.services.authorizer.allowed(
-            viewer.user.roles, "schema", "introspect"
-        ):
-            return None
+    if policy == "staff" and context.services.visibility.may(
+        await context.viewer(), "schema", "introspect"
+    ):
+        return None
     return GraphQLError(
         "Schema introspection is not available to you.", extensions={"code": "FORBIDDEN"}
     )

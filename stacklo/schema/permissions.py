@@ -1,4 +1,4 @@
-"""Strawberry permission classes backed by the casbin enforcer."""
+"""Strawberry permission classes; who may do what is ``Visibility``'s to say (casbin)."""
 
 from __future__ import annotations
 
@@ -31,8 +31,6 @@ class Allowed(BasePermission):
 
     async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         viewer = await info.context.require_viewer()
-        if not info.context.services.authorizer.allowed(
-            viewer.user.roles, self.resource, self.action
-        ):
+        if not info.context.services.visibility.may(viewer, self.resource, self.action):
             raise Forbidden()
         return True

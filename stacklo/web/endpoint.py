@@ -46,6 +46,7 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage, StartMessage
 
 from stacklo import graphiql
+from stacklo.api import schema
 from stacklo.auth.throttle import address_key
 from stacklo.config import Settings
 from stacklo.data.uow import limit_connections
@@ -55,7 +56,6 @@ from stacklo.observability import request_id_var
 from stacklo.realtime.sessions import SESSION_ENDED_CLOSE
 from stacklo.schema.context import Context, Services
 from stacklo.schema.limits import count_tokens, refusal
-from stacklo.schema.root import schema
 
 IDLE_CLOSE = 4408
 # Headers a browser form cannot send: a multipart request needs one (CSRF), as Apollo's

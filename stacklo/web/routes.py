@@ -45,7 +45,7 @@ def webhook_routes(
         if event is None:
             return JSONResponse({"status": "ignored"})
         try:
-            outcome = await services().payments.apply_provider_event(event, request_meta(request))
+            outcome = await services().funding.apply_provider_event(event, request_meta(request))
         except DomainError as e:  # a rule refused it (e.g. a balance past the ledger's range)
             log.warning("provider_event_refused", reference=event.reference, code=e.code.value)
             return JSONResponse({"error": e.message, "code": e.code.value}, status_code=422)

@@ -429,7 +429,7 @@ def test_parse_charge_success() -> None:
     )
     event = parse_event(raw)
     assert event is not None
-    assert (event.kind, event.reference, event.amount_minor, event.currency, event.provider_id) == (
+    assert (event.name, event.reference, event.amount_minor, event.currency, event.provider_id) == (
         "charge.success",
         "dep_1",
         150050,
@@ -446,7 +446,7 @@ def test_parse_transfer_events_use_the_transfer_code(kind: str) -> None:
     )
     event = parse_event(raw)
     assert event is not None
-    assert (event.kind, event.reference, event.amount_minor, event.provider_id) == (
+    assert (event.name, event.reference, event.amount_minor, event.provider_id) == (
         kind,
         "wd_1",
         250000,

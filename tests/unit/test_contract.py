@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from stacklo.schema.root import schema
+from stacklo.api import schema
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKER = ROOT.parent / "shared" / "contract" / "check_contract.py"

@@ -4,7 +4,7 @@ import strawberry
 from prometheus_client import REGISTRY
 
 from stacklo.domain.errors import DomainError, ErrorCode, Forbidden
-from stacklo.schema.root import ErrorPolicy
+from stacklo.schema.errors import ErrorPolicy
 
 
 @strawberry.type

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from graphql import parse
 
+from stacklo.api import schema
 from stacklo.schema.limits import Bounds, Over, Report, measure, selected_operation
-from stacklo.schema.root import schema
 
 WIDE = Bounds(depth=100, aliases=10**9, cost=10**12, default_page=20, max_page=100)
 

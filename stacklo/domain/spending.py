@@ -1,0 +1,54 @@
+"""Daily spending limits for users whose identity is not verified yet.
+
+Until ``kycStatus`` is VERIFIED, what a user sends plus withdraws per currency per UTC day is
+capped. The check runs with the sender's wallet locked (a ``movements.Check``), so concurrent
+movements cannot both slip under the cap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, time
+from decimal import Decimal
+
+from stacklo.domain.errors import DomainError, ErrorCode
+from stacklo.domain.models import KycStatus, User
+from stacklo.domain.money import CurrencyCode, Money
+from stacklo.domain.ports import Clock, UnitOfWork
+
+DEFAULT_UNVERIFIED_DAILY = {
+    CurrencyCode.NGN: Decimal("500000"),
+    CurrencyCode.USD: Decimal("1000"),
+    CurrencyCode.GBP: Decimal("800"),
+    CurrencyCode.EUR: Decimal("900"),
+    CurrencyCode.BTC: Decimal("0.02"),
+    CurrencyCode.ETH: Decimal("0.3"),
+    CurrencyCode.USDT: Decimal("1000"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DailyLimits:
+    unverified_daily: Mapping[CurrencyCode, Decimal]
+    clock: Clock
+
+    def limit(self, kyc: KycStatus, code: CurrencyCode) -> Decimal | None:
+        return None if kyc is KycStatus.VERIFIED else self.unverified_daily.get(code)
+
+    async def check(self, uow: UnitOfWork, user: User, amount: Money) -> None:
+        """LIMIT_EXCEEDED if ``amount`` would take today's sends and withdrawals past the cap."""
+        limit = self.limit(user.kyc_status, amount.currency)
+        if limit is None:
+            return
+        now = self.clock()
+        midnight = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
+        used = await uow.ledger.outgoing_since(user.id, amount.currency, midnight)
+        if used + amount.amount > limit:
+            left = Money(max(limit - used, Decimal(0)), amount.currency).quantized().amount
+            raise DomainError(
+                ErrorCode.LIMIT_EXCEEDED,
+                f"Unverified accounts may send or withdraw up to {limit} {amount.currency.value} "
+                f"a day; {left} left today. Verify your identity to lift the limit.",
+                ("input", "amount"),
+            )
