@@ -189,31 +189,31 @@ def check_configuration(settings: Settings) -> None:
         )
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """Assemble the application: the GraphQL endpoint, the other routes, the guards every
-    request passes, and the lifespan that owns the engine, broadcast and background jobs."""
-    settings = settings or Settings()
-    configure_logging(settings.log_level, settings.log_json)
-    check_configuration(settings)
-    provider = build_provider(settings)
-    holder: dict[str, Services] = {}
+class Runtime:
+    """What the lifespan starts and stops: the database engine, the broadcast connection, the
+    services, and the background jobs (the session guard; the relay and rate feed when this
+    process runs them)."""
 
-    def services() -> Services:
-        return holder["services"]
+    def __init__(self, settings: Settings, provider: PaymentProvider):
+        self.settings = settings
+        self.provider = provider
+        self._services: Services | None = None
+
+    def services(self) -> Services:
+        assert self._services is not None, "the lifespan has not started"
+        return self._services
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
-        url = settings.database_url
-        if url is None:
-            # Embedded default: one command is a complete system.
-            url = await anyio.to_thread.run_sync(start_embedded, settings.data_dir)
-            await anyio.to_thread.run_sync(migrate, url)
+    async def lifespan(self, app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
+        settings = self.settings
         engine = create_engine(
-            url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+            await self._database_url(),
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
         )
         broadcast = make_broadcast(settings.broadcast_url)
         await broadcast.connect()
-        holder["services"] = built = build_services(settings, engine, provider, broadcast)
+        self._services = built = build_services(settings, engine, self.provider, broadcast)
         stop = asyncio.Event()
         tasks = [asyncio.create_task(built.sessions.run(built.streams, stop))]
         if settings.worker_in_process:
@@ -230,25 +230,37 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(task, timeout=5)
             await broadcast.disconnect()
-            if isinstance(provider, PaystackProvider):
-                await provider.aclose()
+            if isinstance(self.provider, PaystackProvider):
+                await self.provider.aclose()
             await engine.dispose()
 
-    graphql_app = GraphQLApp(settings, services)
+    async def _database_url(self) -> str:
+        if self.settings.database_url is not None:
+            return self.settings.database_url
+        # Embedded default: one command is a complete system.
+        url = await anyio.to_thread.run_sync(start_embedded, self.settings.data_dir)
+        await anyio.to_thread.run_sync(migrate, url)
+        return url
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Assemble the application: the GraphQL endpoint, the other routes, the guards every
+    request passes (outermost last), and the lifespan."""
+    settings = settings or Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    check_configuration(settings)
+    runtime = Runtime(settings, build_provider(settings))
+    graphql_app = GraphQLApp(settings, runtime.services)
     app = Starlette(
         routes=[
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql_app),
             Mount(graphiql.ASSETS_PATH, app=graphiql.assets_app()),
             *operations_routes(settings),
-            *webhook_routes(settings, provider, services),
+            *webhook_routes(settings, runtime.provider, runtime.services),
         ],
-        lifespan=lifespan,
-        exception_handlers={
-            404: _http_error,
-            405: _http_error,
-            Exception: _unexpected,
-        },
+        lifespan=runtime.lifespan,
+        exception_handlers={404: _http_error, 405: _http_error, Exception: _unexpected},
     )
     trusted = [str(n) for n in settings.trusted_proxies]
     # Client IP: the socket's, or X-Forwarded-For only when the socket is a trusted proxy.

@@ -89,13 +89,22 @@ async def test_check_constraints_back_the_domain_rules(
 async def test_platform_accounts_may_go_negative_but_customers_may_not(
     uow_factory: SqlUnitOfWorkFactory,
 ) -> None:
+    insert = text(
+        "INSERT INTO wallets (id, user_id, kind, currency, balance) VALUES (:id, :user, :kind, 'NGN', -500)"
+    )
     async with uow_factory.engine.begin() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO wallets (id, kind, currency, balance) VALUES (:id, 'PROVIDER_CLEARING', 'NGN', -500)"
-            ),
-            {"id": uuid.uuid4()},
-        )
+        await conn.execute(insert, {"id": uuid.uuid4(), "user": None, "kind": "PROVIDER_CLEARING"})
+        platform = (
+            await conn.execute(text("SELECT count(*) FROM wallets WHERE balance < 0"))
+        ).scalar()
+    assert platform == 1
+    user = a_user()
+    async with uow_factory() as uow:
+        await uow.users.add(user)
+        await uow.commit()
+    with pytest.raises(IntegrityError):
+        async with uow_factory.engine.begin() as conn:
+            await conn.execute(insert, {"id": uuid.uuid4(), "user": user.id, "kind": "CUSTOMER"})
 
 
 async def test_users_page_by_keyset_with_filters(uow_factory: SqlUnitOfWorkFactory) -> None:

@@ -566,11 +566,18 @@ def test_limits(source: CurrencyCode, target: CurrencyCode, amount: str, by_sour
     assert e.value.field == ("input", "sourceAmount" if by_source else "targetAmount")
 
 
-def test_limits_are_inclusive() -> None:
-    for code in (USD, NGN, BTC, ETH):
-        target = NGN if code is not NGN else USD
-        for amount in (DEFAULT_MIN_AMOUNT[code], DEFAULT_MAX_AMOUNT[code]):
+@pytest.mark.parametrize("code", [USD, NGN, BTC, ETH])
+def test_limits_are_inclusive(code: CurrencyCode) -> None:
+    target = NGN if code is not NGN else USD
+    low, high = DEFAULT_MIN_AMOUNT[code], DEFAULT_MAX_AMOUNT[code]
+    for amount in (low, high):  # exactly the bounds: quoted
+        quote = PRICING.quote(USER, SNAPSHOT, code, target, amount, None, NOW)
+        assert quote.source.amount == amount
+    unit = Decimal(1).scaleb(-CURRENCIES[code].decimals)
+    for amount in (low - unit, high + unit):  # one minor unit past them: refused
+        with pytest.raises(DomainError) as e:
             PRICING.quote(USER, SNAPSHOT, code, target, amount, None, NOW)
+        assert e.value.code is ErrorCode.LIMIT_EXCEEDED
 
 
 def test_unbounded_tiny_amount_buying_nothing_is_refused() -> None:
