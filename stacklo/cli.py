@@ -194,9 +194,15 @@ def create_admin(args: argparse.Namespace) -> int:
             services = build_services(settings, engine)
             try:
                 issued = await services.auth.sign_up(
-                    SignUp(args.email, args.password, args.full_name, None, args.currency),
-                    RequestMeta(user_agent="stacklo-cli"),
-                    roles=[Role.ADMIN],
+                    SignUp(
+                        args.email,
+                        args.password,
+                        args.full_name,
+                        None,
+                        args.currency,
+                        RequestMeta(user_agent="stacklo-cli"),
+                        roles=(Role.ADMIN,),
+                    )
                 )
             except DomainError as e:
                 return _fail(f"{e.code.value}: {e.message}")

@@ -42,6 +42,38 @@ class SignUp:
     full_name: str
     phone_number: str | None
     home_currency: CurrencyCode
+    meta: RequestMeta
+    roles: tuple[Role, ...] = (Role.CUSTOMER,)
+
+
+@dataclass(frozen=True, slots=True)
+class LogIn:
+    email: str
+    password: str
+    meta: RequestMeta
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshSession:
+    refresh_token: str
+    meta: RequestMeta
+
+
+@dataclass(frozen=True, slots=True)
+class LogOut:
+    refresh_token: str
+    meta: RequestMeta
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePassword:
+    """``session_id``: the session that asks, which keeps going (all others end)."""
+
+    user_id: uuid.UUID
+    session_id: uuid.UUID | None
+    current: str
+    new: str
+    meta: RequestMeta
 
 
 class AuthService:
@@ -60,9 +92,8 @@ class AuthService:
         self._refresh_ttl = refresh_ttl
         self._dummy_hash: str | None = None
 
-    async def sign_up(
-        self, data: SignUp, meta: RequestMeta, roles: list[Role] | None = None
-    ) -> IssuedSession:
+    async def sign_up(self, data: SignUp) -> IssuedSession:
+        meta = data.meta
         email = normalize_email(data.email)
         full_name = clean_text(data.full_name, ("input", "fullName"), max_len=MAX_NAME)
         phone = normalize_phone(data.phone_number) if data.phone_number else None
@@ -74,7 +105,7 @@ class AuthService:
             full_name=full_name,
             phone_number=phone,
             password_hash=await self._hasher.hash(data.password),
-            roles=roles or [Role.CUSTOMER],
+            roles=list(data.roles),
             kyc_status=KycStatus.PENDING,
             created_at=now,
         )
@@ -108,7 +139,8 @@ class AuthService:
             await uow.commit()
         return issued
 
-    async def log_in(self, email: str, password: str, meta: RequestMeta) -> IssuedSession:
+    async def log_in(self, cmd: LogIn) -> IssuedSession:
+        email, password, meta = cmd.email, cmd.password, cmd.meta
         if len(password) > MAX_PASSWORD:
             raise _INVALID_CREDENTIALS
         try:
@@ -150,7 +182,8 @@ class AuthService:
             await uow.commit()
         return issued
 
-    async def refresh(self, refresh_token: str, meta: RequestMeta) -> IssuedSession:
+    async def refresh(self, cmd: RefreshSession) -> IssuedSession:
+        refresh_token, meta = cmd.refresh_token, cmd.meta
         now = self._clock()
         async with self._uow() as uow:
             found = await uow.sessions.token_for_update(self._tokens.hash_refresh(refresh_token))
@@ -183,7 +216,8 @@ class AuthService:
             await uow.commit()
         return issued
 
-    async def log_out(self, refresh_token: str, meta: RequestMeta) -> None:
+    async def log_out(self, cmd: LogOut) -> None:
+        refresh_token, meta = cmd.refresh_token, cmd.meta
         now = self._clock()
         async with self._uow() as uow:
             found = await uow.sessions.token_for_update(self._tokens.hash_refresh(refresh_token))
@@ -202,14 +236,14 @@ class AuthService:
             )
             await uow.commit()
 
-    async def change_password(
-        self,
-        user_id: uuid.UUID,
-        session_id: uuid.UUID | None,
-        current: str,
-        new: str,
-        meta: RequestMeta,
-    ) -> None:
+    async def change_password(self, cmd: ChangePassword) -> None:
+        user_id, session_id, current, new, meta = (
+            cmd.user_id,
+            cmd.session_id,
+            cmd.current,
+            cmd.new,
+            cmd.meta,
+        )
         now = self._clock()
         async with self._uow() as uow:
             user = await uow.users.get(user_id)

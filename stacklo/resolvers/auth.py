@@ -12,7 +12,7 @@ from typing import TypeVar
 from starlette.responses import Response
 
 from stacklo.auth.throttle import Quota, Throttled
-from stacklo.domain.auth import SignUp
+from stacklo.domain.auth import ChangePassword, LogIn, LogOut, RefreshSession, SignUp
 from stacklo.domain.errors import DomainError, ErrorCode, RateLimited
 from stacklo.resolvers.errors import user_errors
 from stacklo.schema.context import Context, Info
@@ -43,8 +43,8 @@ async def sign_up(info: Info, input: SignUpInput) -> AuthPayload:
                 input.full_name,
                 input.phone_number,
                 input.home_currency,
-            ),
-            ctx.meta,
+                ctx.meta,
+            )
         ),
     )
     return AuthPayload.of(issued)
@@ -54,7 +54,9 @@ async def sign_up(info: Info, input: SignUpInput) -> AuthPayload:
 async def log_in(info: Info, input: LogInInput) -> AuthPayload:
     ctx = info.context
     issued = await _guessing(
-        ctx, input.email, lambda: ctx.services.auth.log_in(input.email, input.password, ctx.meta)
+        ctx,
+        input.email,
+        lambda: ctx.services.auth.log_in(LogIn(input.email, input.password, ctx.meta)),
     )
     return AuthPayload.of(issued)
 
@@ -62,13 +64,15 @@ async def log_in(info: Info, input: LogInInput) -> AuthPayload:
 @user_errors(AuthPayload)
 async def refresh_session(info: Info, input: RefreshSessionInput) -> AuthPayload:
     return AuthPayload.of(
-        await info.context.services.auth.refresh(input.refresh_token, info.context.meta)
+        await info.context.services.auth.refresh(
+            RefreshSession(input.refresh_token, info.context.meta)
+        )
     )
 
 
 @user_errors(LogOutPayload)
 async def log_out(info: Info, input: LogOutInput) -> LogOutPayload:
-    await info.context.services.auth.log_out(input.refresh_token, info.context.meta)
+    await info.context.services.auth.log_out(LogOut(input.refresh_token, info.context.meta))
     return LogOutPayload(success=True)
 
 
@@ -80,7 +84,13 @@ async def change_password(info: Info, input: ChangePasswordInput) -> ChangePassw
         ctx,
         viewer.user.email,
         lambda: ctx.services.auth.change_password(
-            viewer.user.id, viewer.session_id, input.current_password, input.new_password, ctx.meta
+            ChangePassword(
+                viewer.user.id,
+                viewer.session_id,
+                input.current_password,
+                input.new_password,
+                ctx.meta,
+            )
         ),
     )
     return ChangePasswordPayload(success=True)
