@@ -69,34 +69,53 @@ import contextlib
 import csv
 import functools
 import json
-import math
 import os
 import random
 import re
-import resource
 import secrets
-import signal
-import socket
-import string
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
-import asyncpg
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.typing import Subprotocol
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (
+    CHEAP_ARGON2,
+    DEFAULT_DSN,
+    SEND_MONEY,
+    UNTHROTTLED,
+    BenchError,
+    Server,
+    User,
+    balance,
+    cancel_on_sigterm,
+    cpu_seconds,
+    fetchval,
+    flatten,
+    fund,
+    machine_ticks,
+    migrated_database,
+    percentile,
+    raise_file_limit,
+    redacted,
+    running,
+    serving,
+    sign_up,
+    spread_line,
+    status_kib,
+    wait_ready,
+)
+
 TARGET_SUBSCRIBERS = 1000
 TARGET_P99_MS = 250.0
 TARGET_KB_PER_CONNECTION = 100.0
@@ -108,34 +127,6 @@ FUND_TIMEOUT = 60.0
 AMOUNT = "1.00"
 PROTOCOL = Subprotocol("graphql-transport-ws")
 
-SIGN_UP = """
-mutation BenchSignUp($input: SignUpInput!) {
-  signUp(input: $input) {
-    session { accessToken }
-    user { wallets { id currency { code } } }
-    userErrors { code message }
-  }
-}"""
-
-START_DEPOSIT = """
-mutation BenchDeposit($input: StartDepositInput!) {
-  startDeposit(input: $input) {
-    paymentUrl
-    transaction { reference status }
-    userErrors { code message }
-  }
-}"""
-
-BALANCES = "query BenchBalances { me { wallets { id balance { amount } } } }"
-
-SEND_MONEY = """
-mutation BenchSend($input: SendMoneyInput!) {
-  sendMoney(input: $input) {
-    transaction { reference status }
-    userErrors { code message }
-  }
-}"""
-
 WALLET_SUBSCRIPTION = "subscription { walletUpdated { cursor wallet { id balance { amount } } } }"
 TRANSACTION_SUBSCRIPTION = (
     "subscription { transactionUpdated { cursor transaction { reference status completedAt } } }"
@@ -145,29 +136,6 @@ RATE_SUBSCRIPTION = (
     "{ base quote bid ask mid source updatedAt } }"
 )
 WALLET_OP, TRANSACTION_OP, RATE_OP = "1", "2", "3"
-
-
-class BenchError(Exception):
-    """Setup failed; the message says where."""
-
-
-@dataclass
-class User:
-    email: str
-    token: str
-    wallet_id: str
-
-
-@dataclass
-class Server:
-    name: str
-    base: str
-    process: asyncio.subprocess.Process
-    log: Path
-
-    @property
-    def ws_url(self) -> str:
-        return "ws" + self.base.removeprefix("http") + "/graphql"
 
 
 @dataclass
@@ -204,95 +172,7 @@ class Transfers:
     errors: Counter[str] = field(default_factory=Counter)
 
 
-# ------------------------------------------------------------------------ databases ----
-
-
-def plain_dsn(dsn: str) -> str:
-    """libpq/asyncpg form: ``postgresql+asyncpg://`` becomes ``postgresql://``."""
-    scheme, rest = dsn.split("://", 1)
-    return scheme.split("+", 1)[0] + "://" + rest
-
-
-def with_database(dsn: str, database: str) -> str:
-    return urlsplit(plain_dsn(dsn))._replace(path="/" + database).geturl()
-
-
-def redacted(dsn: str) -> str:
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    return parts._replace(netloc=parts.netloc.replace(":" + parts.password + "@", ":***@")).geturl()
-
-
-async def admin(dsn: str, statement: str) -> None:
-    conn = await asyncpg.connect(plain_dsn(dsn))
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-@contextlib.asynccontextmanager
-async def scratch_database(dsn: str, prefix: str) -> AsyncIterator[str]:
-    """A new empty database on the server of ``dsn``; yields its DSN, drops it afterwards."""
-    name = f"{prefix}_{secrets.token_hex(4)}"  # generated identifier, not input
-    await admin(dsn, f'CREATE DATABASE "{name}"')
-    try:
-        yield with_database(dsn, name)
-    finally:
-        await admin(dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 # -------------------------------------------------------------------------- servers ----
-
-
-def raise_file_limit() -> tuple[int, int]:
-    """Soft RLIMIT_NOFILE up to the hard limit (the servers inherit it); returns (old, new)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else max(soft, 65_536)
-    if target > soft:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return soft, resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def base_env(database_dsn: str, data_dir: str, redis_url: str | None) -> dict[str, str]:
-    # Nothing STACKLO_* (nor a stray REDIS_URL) leaks in from the caller's shell: the
-    # processes run on their defaults plus what is set here. One JWT secret for all of
-    # them, so a token from either server is good on the other.
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("STACKLO_") and k not in ("DATABASE_URL", "REDIS_URL")
-    }
-    alphabet = string.ascii_letters + string.digits
-    env.update(
-        STACKLO_DATABASE_URL=database_dsn,
-        STACKLO_DATA_DIR=data_dir,
-        STACKLO_JWT_SECRET="".join(secrets.choice(alphabet) for _ in range(48)),
-        STACKLO_ARGON2_TIME_COST="1",
-        STACKLO_ARGON2_MEMORY_KIB="1024",
-        STACKLO_ARGON2_PARALLELISM="1",
-        # The load comes from one address: abuse limits would throttle the benchmark itself.
-        STACKLO_AUTH_ATTEMPTS_PER_ADDRESS="1000000/minute",
-        STACKLO_WS_SOCKETS_PER_ADDRESS="1000000",
-        STACKLO_ACCESS_TOKEN_TTL_SECONDS="3600",  # no socket closes with 4403 mid-run
-    )
-    if redis_url:
-        env["REDIS_URL"] = redis_url
-    return env
-
-
-def log_tail(path: Path, chars: int = 4000) -> str:
-    try:
-        return path.read_text(errors="replace")[-chars:]
-    except OSError:
-        return "(no log)"
 
 
 PROBLEM = re.compile(
@@ -313,29 +193,6 @@ def log_problems(path: Path, shown: int = 12) -> list[str]:
     return found
 
 
-async def stop_process(process: asyncio.subprocess.Process) -> None:
-    """SIGTERM to the process's own group, then SIGKILL."""
-    if process.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), 20)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        await process.wait()
-
-
-async def spawn(env: dict[str, str], log: Path, *arguments: str) -> asyncio.subprocess.Process:
-    with log.open("ab") as out:
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "stacklo", *arguments,
-            env=env, cwd=ROOT, stdout=out, stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-
-
 @dataclass
 class Cluster:
     servers: list[Server]
@@ -349,95 +206,47 @@ class Cluster:
 async def started_cluster(args: argparse.Namespace) -> AsyncIterator[Cluster]:
     """A migrated fresh database, one or two ``stacklo serve`` (and the worker with two)."""
     redis_url = args.redis_url if args.two_servers or args.broker == "redis" else None
-    async with scratch_database(args.admin_dsn, "stacklo_fanout") as dsn:
-        with tempfile.TemporaryDirectory(prefix="stacklo-fanout-") as tmp:
-            env = base_env(dsn, tmp, redis_url)
-            if args.tick_seconds is not None:  # for the ticker, in serve or in the worker
-                env["STACKLO_RATE_TICK_SECONDS"] = f"{args.tick_seconds:g}"
-            migrate_log = Path(tmp) / "migrate.log"
-            migrate = await spawn(env, migrate_log, "migrate")
-            if await migrate.wait() != 0:
-                raise BenchError(f"stacklo migrate failed:\n{log_tail(migrate_log)}")
-            server_env = dict(env)
-            # One server relays in-process; two leave it to the worker.
-            server_env["STACKLO_RUN_WORKER_IN_PROCESS"] = "false" if args.two_servers else "true"
-            servers: list[Server] = []
-            logs: list[Path] = []
-            worker: asyncio.subprocess.Process | None = None
-            try:
-                for name in ["A", "B"] if args.two_servers else ["A"]:
-                    port = free_port()
-                    log = Path(tmp) / f"server-{name}.log"
-                    process = await spawn(server_env, log, "serve", "--port", str(port))
-                    servers.append(Server(name, f"http://127.0.0.1:{port}", process, log))
-                    logs.append(log)
-                if args.two_servers:
-                    log = Path(tmp) / "worker.log"
-                    worker = await spawn(env, log, "worker")
-                    logs.append(log)
-                for server in servers:
-                    await wait_ready(server)
-                if worker is not None:
-                    await asyncio.sleep(1)
-                    if worker.returncode is not None:
-                        raise BenchError(f"stacklo worker exited:\n{log_tail(logs[-1])}")
-                broker = f"Redis {redis_url}" if redis_url else "in-process memory"
-                relay = "stacklo worker" if worker else "in-process"
-                print(
-                    f"started {len(servers)} x stacklo serve (pids "
-                    f"{', '.join(str(s.process.pid) for s in servers)}) on "
-                    f"{', '.join(s.base for s in servers)}; relay {relay}; fan-out {broker}; "
-                    f"database {redacted(dsn)}",
-                    flush=True,
-                )
-                yield Cluster(servers, worker, logs, broker, dsn)
-            except BaseException:
-                for log in logs:
-                    print(f"{log.name} (tail):\n{log_tail(log)}", file=sys.stderr)
-                raise
-            finally:
-                await asyncio.gather(
-                    *(stop_process(s.process) for s in servers),
-                    *([stop_process(worker)] if worker else []),
-                )
-
-
-async def wait_ready(server: Server) -> None:
-    deadline = time.monotonic() + 90
-    async with httpx.AsyncClient(timeout=2) as client:
-        while time.monotonic() < deadline:
-            if server.process.returncode is not None:
-                raise BenchError(
-                    f"server {server.name} exited with {server.process.returncode}:\n"
-                    f"{log_tail(server.log)}"
-                )
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(server.base + "/readyz")).status_code == 200:
-                    return
-            await asyncio.sleep(0.2)
-    raise BenchError(f"server {server.name} did not become ready within 90 s")
-
-
-def rss_kib(pid: int) -> int:
-    """VmRSS of a process, in KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise BenchError(f"no VmRSS for pid {pid}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (``/proc/<pid>/stat``)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies of all CPUs together, from ``/proc/stat``."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-    return sum(values) - idle, sum(values)
+    settings = {
+        **CHEAP_ARGON2,
+        **UNTHROTTLED,
+        "STACKLO_ACCESS_TOKEN_TTL_SECONDS": "3600",  # no socket closes with 4403 mid-run
+    }
+    if args.tick_seconds is not None:  # for the ticker, in serve or in the worker
+        settings["STACKLO_RATE_TICK_SECONDS"] = f"{args.tick_seconds:g}"
+    async with (
+        migrated_database(args.admin_dsn, "stacklo_fanout", redis_url, **settings) as scratch,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        # One server relays in-process; two leave it to the worker.
+        server_env = dict(scratch.env)
+        server_env["STACKLO_RUN_WORKER_IN_PROCESS"] = "false" if args.two_servers else "true"
+        servers = [
+            await stack.enter_async_context(
+                serving(server_env, scratch.dir / f"server-{name}.log", name=name)
+            )
+            for name in (["A", "B"] if args.two_servers else ["A"])
+        ]
+        logs = [s.log for s in servers]
+        worker: asyncio.subprocess.Process | None = None
+        if args.two_servers:
+            logs.append(scratch.dir / "worker.log")
+            worker = await stack.enter_async_context(running(scratch.env, logs[-1], "worker"))
+        for server in servers:
+            await wait_ready(server)
+        if worker is not None:
+            await asyncio.sleep(1)
+            if worker.returncode is not None:
+                raise BenchError(f"stacklo worker exited with {worker.returncode}")
+        broker = f"Redis {redis_url}" if redis_url else "in-process memory"
+        relay = "stacklo worker" if worker else "in-process"
+        print(
+            f"started {len(servers)} x stacklo serve (pids "
+            f"{', '.join(str(s.pid) for s in servers)}) on "
+            f"{', '.join(s.base for s in servers)}; relay {relay}; fan-out {broker}; "
+            f"database {redacted(scratch.dsn)}",
+            flush=True,
+        )
+        yield Cluster(servers, worker, logs, broker, scratch.dsn)
 
 
 GAUGE = re.compile(r"^stacklo_subscriptions_active\s+([0-9.eE+-]+)$", re.MULTILINE)
@@ -464,76 +273,7 @@ async def gc_pauses(client: httpx.AsyncClient, server: Server) -> str:
     )
 
 
-# -------------------------------------------------------------------------- graphql ----
-
-
-async def graphql(
-    client: httpx.AsyncClient,
-    base: str,
-    query: str,
-    variables: dict[str, Any] | None = None,
-    token: str | None = None,
-) -> dict[str, Any]:
-    """``data`` of a successful response; BenchError on HTTP or GraphQL errors (setup only)."""
-    headers = {"authorization": f"Bearer {token}"} if token else {}
-    response = await client.post(
-        base + "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
-    )
-    if response.status_code != 200:
-        raise BenchError(f"HTTP {response.status_code}: {response.text[:500]}")
-    body: dict[str, Any] = response.json()
-    if body.get("errors"):
-        raise BenchError(f"GraphQL errors: {body['errors']}")
-    data: dict[str, Any] = body["data"]
-    return data
-
-
-def user_errors(payload: dict[str, Any], what: str) -> None:
-    if payload.get("userErrors"):
-        raise BenchError(f"{what}: {payload['userErrors']}")
-
-
-async def sign_up(
-    client: httpx.AsyncClient, base: str, run: str, index: int, currency: str
-) -> User:
-    email = f"fanout-{run}-{index}@example.com"
-    variables = {
-        "input": {
-            "email": email,
-            "password": "bench-" + secrets.token_hex(10),
-            "fullName": f"Fanout User {index}",
-            "homeCurrency": currency,
-        }
-    }
-    payload = (await graphql(client, base, SIGN_UP, variables))["signUp"]
-    user_errors(payload, f"signUp {email}")
-    wallets = [w for w in payload["user"]["wallets"] if w["currency"]["code"] == currency]
-    if not wallets:
-        raise BenchError(f"signUp {email}: no {currency} wallet in {payload['user']['wallets']}")
-    return User(email, payload["session"]["accessToken"], wallets[0]["id"])
-
-
-async def fund(client: httpx.AsyncClient, base: str, user: User, amount: str) -> None:
-    """startDeposit, then complete it on the payment page the provider returned."""
-    variables = {
-        "input": {"walletId": user.wallet_id, "amount": amount, "idempotencyKey": str(uuid.uuid4())}
-    }
-    payload = (await graphql(client, base, START_DEPOSIT, variables, user.token))["startDeposit"]
-    user_errors(payload, f"startDeposit {user.email}")
-    url = payload.get("paymentUrl")
-    if not url:
-        raise BenchError(f"startDeposit {user.email}: no paymentUrl in {payload}")
-    response = await client.post(url, data={"outcome": "success"})
-    if response.status_code >= 400:
-        raise BenchError(f"payment page {url}: HTTP {response.status_code} {response.text[:300]}")
-
-
-async def balance(client: httpx.AsyncClient, base: str, user: User) -> float:
-    me = (await graphql(client, base, BALANCES, token=user.token))["me"]
-    for wallet in me["wallets"]:
-        if wallet["id"] == user.wallet_id:
-            return float(wallet["balance"]["amount"])
-    raise BenchError(f"{user.email}: wallet {user.wallet_id} not in me.wallets")
+# ---------------------------------------------------------------------------- users ----
 
 
 async def setup_users(
@@ -548,7 +288,7 @@ async def setup_users(
 
     async def one(index: int) -> User:
         async with limit:
-            return await sign_up(client, base(index), run, index, args.currency)
+            return await sign_up(client, base(index), "fanout", run, index, args.currency)
 
     async def pay(index: int, user: User) -> None:
         async with limit:
@@ -786,21 +526,6 @@ async def publish(
 # ---------------------------------------------------------------------------- stats ----
 
 
-def percentile(samples: list[float], p: float) -> float:
-    """Nearest-rank percentile, in milliseconds."""
-    if not samples:
-        return math.nan
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)] * 1000
-
-
-def latency_line(samples: list[float]) -> str:
-    return (
-        f"p50 {percentile(samples, 50):.1f}  p90 {percentile(samples, 90):.1f}  "
-        f"p99 {percentile(samples, 99):.1f}  max {percentile(samples, 100):.1f}"
-    )
-
-
 def met(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
@@ -873,16 +598,12 @@ def window_ticks(first: dict[tuple[str, int], float], start: float, end: float) 
 
 async def recorded_ticks(dsn: str, start: float, end: float) -> int:
     """Ticks the server wrote to its rate history inside the window (cross-check)."""
-    conn = await asyncpg.connect(plain_dsn(dsn))
-    try:
-        count = await conn.fetchval(
-            "SELECT count(DISTINCT observed_at) FROM rate_ticks "
-            "WHERE observed_at BETWEEN $1 AND $2",
-            datetime.fromtimestamp(start, UTC),
-            datetime.fromtimestamp(end, UTC),
-        )
-    finally:
-        await conn.close()
+    count = await fetchval(
+        dsn,
+        "SELECT count(DISTINCT observed_at) FROM rate_ticks WHERE observed_at BETWEEN $1 AND $2",
+        datetime.fromtimestamp(start, UTC),
+        datetime.fromtimestamp(end, UTC),
+    )
     return int(count)
 
 
@@ -949,7 +670,7 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> int:
         await close_all(warm, Deliveries())
         await wait_gauge_zero(client, servers)
         await asyncio.sleep(1)
-        before = {s.name: rss_kib(s.process.pid) for s in servers}
+        before = {s.name: status_kib(s.pid, "VmRSS") for s in servers}
 
         print(f"opening {len(subscribers)} sockets ({dict(per_server)})...", flush=True)
         started = time.perf_counter()
@@ -958,7 +679,7 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> int:
         await wait_subscribed(client, servers, {n: per_socket * c for n, c in per_server.items()})
         subscribed = time.perf_counter() - started
         await asyncio.sleep(IDLE_SECONDS)
-        after = {s.name: rss_kib(s.process.pid) for s in servers}
+        after = {s.name: status_kib(s.pid, "VmRSS") for s in servers}
         print(
             f"{len(subscribers)} sockets open and acked in {opened:.1f} s, "
             f"{per_socket * len(subscribers)} subscriptions active after {subscribed:.1f} s",
@@ -970,7 +691,7 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> int:
             f"publishing: {offered}, up to {args.publishers} in flight, for {args.seconds:g} s...",
             flush=True,
         )
-        pids = {s.name: s.process.pid for s in servers}
+        pids = {s.name: s.pid for s in servers}
         if cluster.worker is not None:
             pids["worker"] = cluster.worker.pid
         cpu_before = {n: cpu_seconds(p) for n, p in pids.items()}
@@ -1016,7 +737,7 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> int:
     in_window_rate = sum(window_start <= r[0] <= window_end for r in deliveries.rates)
     in_window = in_window_transfer + in_window_rate
     window = window_end - window_start
-    p99 = percentile(matched.latencies, 99)
+    p99 = percentile(matched.latencies, 99) * 1000
     tick_every = f"a tick every {args.tick_seconds:g} s" if args.rates else ""
 
     print()
@@ -1047,7 +768,7 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> int:
     print(
         f"publishers            {args.publishers} via server {servers[0].name}, "
         f"{transfers.elapsed:.2f} s: {ok} transfers ({ok / transfers.elapsed:.1f}/s), "
-        f"sendMoney latency ms {latency_line(transfers.latencies)}"
+        f"sendMoney latency ms {spread_line(transfers.latencies)}"
     )
     if transfers.user_errors or transfers.errors or set(transfers.statuses) - {"COMPLETED"}:
         print(
@@ -1062,13 +783,13 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> int:
         f"({os.cpu_count()} CPUs, PostgreSQL and Redis included)"
     )
     print(
-        f"commit->receipt ms    {latency_line(matched.latencies)} "
+        f"commit->receipt ms    {spread_line(matched.latencies)} "
         f"over {len(matched.latencies)} transactionUpdated "
         f"(target p99 < {TARGET_P99_MS:.0f} ms: {met(p99 < TARGET_P99_MS)})"
     )
     if args.rates:
         print(
-            f"rate ticks            commit->receipt ms {latency_line(rated.latencies)} "
+            f"rate ticks            commit->receipt ms {spread_line(rated.latencies)} "
             f"over {len(rated.latencies)} deliveries ({rated.ticks} ticks x {s} sockets), "
             f"{tick_every}"
         )
@@ -1135,13 +856,13 @@ async def bench(cluster: Cluster, args: argparse.Namespace) -> int:
         for n in sorted(per_server)  # one entry per server
     )
     print(
-        f"- commit->receipt ms {latency_line(matched.latencies)}; "
+        f"- commit->receipt ms {spread_line(matched.latencies)}; "
         f"{in_window / window:.0f} events/s{' (rate ticks included)' if args.rates else ''}; "
         f"idle connection {kb}; lost {lost}."
     )
     if args.rates:
         print(
-            f"- rate ticks, {tick_every}: commit->receipt ms {latency_line(rated.latencies)} "
+            f"- rate ticks, {tick_every}: commit->receipt ms {spread_line(rated.latencies)} "
             f"over {len(rated.latencies)} deliveries ({rated.ticks} ticks x {s} sockets); "
             f"lost {rated.lost}, duplicates {rated.duplicates}."
         )
@@ -1173,7 +894,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--admin-dsn",
-        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        default=DEFAULT_DSN,
         help="where the scratch database is created and dropped",
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/5")
@@ -1219,20 +940,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def run(args: argparse.Namespace) -> int:
-    # SIGTERM unwinds like Ctrl-C does: the servers are stopped and the database dropped.
-    main_task = asyncio.current_task()
-    assert main_task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    cancel_on_sigterm()  # the servers are stopped and the database dropped
     async with started_cluster(args) as cluster:
         return await bench(cluster, args)
-
-
-def flatten(error: BaseException) -> Iterator[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        for inner in error.exceptions:
-            yield from flatten(inner)
-    else:
-        yield error
 
 
 def main(argv: list[str] | None = None) -> int:

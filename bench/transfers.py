@@ -38,69 +38,42 @@ import random
 import re
 import secrets
 import shutil
-import signal
-import socket
-import string
 import sys
-import tempfile
 import time
 import uuid
 import warnings
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
-import asyncpg
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (
+    CHEAP_ARGON2,
+    DEFAULT_DSN,
+    SEND_MONEY,
+    UNTHROTTLED,
+    BenchError,
+    User,
+    balance,
+    cancel_on_sigterm,
+    fetchval,
+    flatten,
+    fund,
+    redacted,
+    scratch_database,
+    sign_up,
+    spread_line,
+    started_server,
+)
+
 TARGET_RATIO = 0.5
 FUND_TIMEOUT = 30.0
 AMOUNT = "1.00"
-
-SIGN_UP = """
-mutation BenchSignUp($input: SignUpInput!) {
-  signUp(input: $input) {
-    session { accessToken }
-    user { wallets { id currency { code } } }
-    userErrors { code message }
-  }
-}"""
-
-START_DEPOSIT = """
-mutation BenchDeposit($input: StartDepositInput!) {
-  startDeposit(input: $input) {
-    paymentUrl
-    transaction { reference status }
-    userErrors { code message }
-  }
-}"""
-
-BALANCES = "query BenchBalances { me { wallets { id balance { amount } } } }"
-
-SEND_MONEY = """
-mutation BenchSend($input: SendMoneyInput!) {
-  sendMoney(input: $input) {
-    transaction { reference status }
-    userErrors { code message }
-  }
-}"""
-
-
-class BenchError(Exception):
-    """Setup failed; the message says where."""
-
-
-@dataclass
-class User:
-    email: str
-    token: str
-    wallet_id: str
 
 
 @dataclass
@@ -128,227 +101,19 @@ class PgbenchResult:
     command: str
 
 
-# ------------------------------------------------------------------------ databases ----
-
-
-def plain_dsn(dsn: str) -> str:
-    """libpq/asyncpg form: ``postgresql+asyncpg://`` becomes ``postgresql://``."""
-    scheme, rest = dsn.split("://", 1)
-    return scheme.split("+", 1)[0] + "://" + rest
-
-
-def with_database(dsn: str, database: str) -> str:
-    return urlsplit(plain_dsn(dsn))._replace(path="/" + database).geturl()
-
-
-def redacted(dsn: str) -> str:
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    return parts._replace(netloc=parts.netloc.replace(":" + parts.password + "@", ":***@")).geturl()
-
-
-async def admin(dsn: str, statement: str) -> None:
-    conn = await asyncpg.connect(plain_dsn(dsn))
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-async def server_version(dsn: str) -> str:
-    conn = await asyncpg.connect(plain_dsn(dsn))
-    try:
-        return str(await conn.fetchval("SHOW server_version"))
-    finally:
-        await conn.close()
-
-
-@contextlib.asynccontextmanager
-async def scratch_database(dsn: str, prefix: str) -> AsyncIterator[str]:
-    """A new empty database on the server of ``dsn``; yields its DSN, drops it afterwards."""
-    name = f"{prefix}_{secrets.token_hex(4)}"  # generated identifier, not input
-    await admin(dsn, f'CREATE DATABASE "{name}"')
-    try:
-        yield with_database(dsn, name)
-    finally:
-        await admin(dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 # --------------------------------------------------------------------------- server ----
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def server_env(database_dsn: str, data_dir: str, args: argparse.Namespace) -> dict[str, str]:
-    # Nothing STACKLO_* leaks in from the caller's shell (STACKLO_UNVERIFIED_DAILY_LIMITS
-    # in particular stays unset): the server runs on its defaults plus what is set here.
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("STACKLO_") and k != "DATABASE_URL"
-    }
-    alphabet = string.ascii_letters + string.digits
-    env.update(
-        STACKLO_DATABASE_URL=database_dsn,
-        STACKLO_DATA_DIR=data_dir,
-        STACKLO_JWT_SECRET="".join(secrets.choice(alphabet) for _ in range(48)),
-        STACKLO_ARGON2_TIME_COST="1",
-        STACKLO_ARGON2_MEMORY_KIB="1024",
-        STACKLO_ARGON2_PARALLELISM="1",
-        # The load comes from one address: abuse limits would throttle the benchmark itself.
-        STACKLO_AUTH_ATTEMPTS_PER_ADDRESS="1000000/minute",
-        STACKLO_WS_SOCKETS_PER_ADDRESS="1000000",
-    )
+def server_settings(args: argparse.Namespace) -> dict[str, str]:
+    """What the started server runs with besides its defaults."""
+    settings = {**CHEAP_ARGON2, **UNTHROTTLED}
     budget = args.warmup + args.seconds + 600  # setup and polling, generously
     if budget > 900:  # longer than the default access-token lifetime
-        env["STACKLO_ACCESS_TOKEN_TTL_SECONDS"] = str(min(86_400, int(budget)))
-    return env
+        settings["STACKLO_ACCESS_TOKEN_TTL_SECONDS"] = str(min(86_400, int(budget)))
+    return settings
 
 
-def log_tail(path: Path, chars: int = 4000) -> str:
-    try:
-        return path.read_text(errors="replace")[-chars:]
-    except OSError:
-        return "(no log)"
-
-
-async def stop_process(process: asyncio.subprocess.Process) -> None:
-    """SIGTERM to the server's own process group (uvicorn workers included), then SIGKILL."""
-    if process.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), 20)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        await process.wait()
-
-
-@contextlib.asynccontextmanager
-async def started_server(args: argparse.Namespace) -> AsyncIterator[str]:
-    """A migrated fresh database and ``stacklo serve`` on it; yields the base URL."""
-    async with scratch_database(args.pgbench_dsn, "stacklo_bench") as dsn:
-        with tempfile.TemporaryDirectory(prefix="stacklo-bench-") as tmp:
-            env = server_env(dsn, tmp, args)
-            log = Path(tmp) / "server.log"
-            with log.open("ab") as out:
-                migrate = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "stacklo", "migrate",
-                    env=env, cwd=ROOT, stdout=out, stderr=asyncio.subprocess.STDOUT,
-                )  # fmt: skip
-                if await migrate.wait() != 0:
-                    raise BenchError(f"stacklo migrate failed:\n{log_tail(log)}")
-                port = free_port()
-                process = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "stacklo", "serve",
-                    "--port", str(port), "--workers", str(args.server_workers),
-                    env=env, cwd=ROOT, stdout=out, stderr=asyncio.subprocess.STDOUT,
-                    start_new_session=True,
-                )  # fmt: skip
-            base = f"http://127.0.0.1:{port}"
-            try:
-                await wait_ready(base, process)
-                print(
-                    f"started stacklo serve --workers {args.server_workers} on {base} "
-                    f"(database {redacted(dsn)})",
-                    flush=True,
-                )
-                yield base
-            except Exception:
-                print(f"server log (tail):\n{log_tail(log)}", file=sys.stderr)
-                raise
-            finally:
-                await stop_process(process)
-
-
-async def wait_ready(base: str, process: asyncio.subprocess.Process) -> None:
-    deadline = time.monotonic() + 90
-    async with httpx.AsyncClient(timeout=2) as client:
-        while time.monotonic() < deadline:
-            if process.returncode is not None:
-                raise BenchError(f"server exited with {process.returncode} (log above)")
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(base + "/readyz")).status_code == 200:
-                    return
-            await asyncio.sleep(0.2)
-    raise BenchError("server did not become ready within 90 s (log above)")
-
-
-# -------------------------------------------------------------------------- graphql ----
-
-
-async def graphql(
-    client: httpx.AsyncClient,
-    base: str,
-    query: str,
-    variables: dict[str, Any] | None = None,
-    token: str | None = None,
-) -> dict[str, Any]:
-    """``data`` of a successful response; BenchError on HTTP or GraphQL errors (setup only)."""
-    headers = {"authorization": f"Bearer {token}"} if token else {}
-    response = await client.post(
-        base + "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
-    )
-    if response.status_code != 200:
-        raise BenchError(f"HTTP {response.status_code}: {response.text[:500]}")
-    body: dict[str, Any] = response.json()
-    if body.get("errors"):
-        raise BenchError(f"GraphQL errors: {body['errors']}")
-    data: dict[str, Any] = body["data"]
-    return data
-
-
-def user_errors(payload: dict[str, Any], what: str) -> None:
-    if payload.get("userErrors"):
-        raise BenchError(f"{what}: {payload['userErrors']}")
-
-
-async def sign_up(
-    client: httpx.AsyncClient, base: str, run: str, index: int, currency: str
-) -> User:
-    email = f"bench-{run}-{index}@example.com"
-    variables = {
-        "input": {
-            "email": email,
-            "password": "bench-" + secrets.token_hex(10),
-            "fullName": f"Bench User {index}",
-            "homeCurrency": currency,
-        }
-    }
-    payload = (await graphql(client, base, SIGN_UP, variables))["signUp"]
-    user_errors(payload, f"signUp {email}")
-    wallets = [w for w in payload["user"]["wallets"] if w["currency"]["code"] == currency]
-    if not wallets:
-        raise BenchError(f"signUp {email}: no {currency} wallet in {payload['user']['wallets']}")
-    return User(email, payload["session"]["accessToken"], wallets[0]["id"])
-
-
-async def fund(client: httpx.AsyncClient, base: str, user: User, amount: str) -> None:
-    """startDeposit, then complete it on the payment page the provider returned."""
-    variables = {
-        "input": {"walletId": user.wallet_id, "amount": amount, "idempotencyKey": str(uuid.uuid4())}
-    }
-    payload = (await graphql(client, base, START_DEPOSIT, variables, user.token))["startDeposit"]
-    user_errors(payload, f"startDeposit {user.email}")
-    url = payload.get("paymentUrl")
-    if not url:
-        raise BenchError(f"startDeposit {user.email}: no paymentUrl in {payload}")
-    response = await client.post(url, data={"outcome": "success"})
-    if response.status_code >= 400:
-        raise BenchError(f"payment page {url}: HTTP {response.status_code} {response.text[:300]}")
-
-
-async def balance(client: httpx.AsyncClient, base: str, user: User) -> Decimal:
-    me = (await graphql(client, base, BALANCES, token=user.token))["me"]
-    for wallet in me["wallets"]:
-        if wallet["id"] == user.wallet_id:
-            return Decimal(wallet["balance"]["amount"])
-    raise BenchError(f"{user.email}: wallet {user.wallet_id} not in me.wallets")
+# ---------------------------------------------------------------------------- users ----
 
 
 async def wait_funded(client: httpx.AsyncClient, base: str, users: list[User]) -> list[Decimal]:
@@ -376,7 +141,7 @@ async def setup_users(client: httpx.AsyncClient, base: str, args: argparse.Names
 
     async def one(index: int) -> User:
         async with limit:
-            return await sign_up(client, base, run, index, args.currency)
+            return await sign_up(client, base, "bench", run, index, args.currency)
 
     async def pay(user: User) -> None:
         async with limit:
@@ -465,21 +230,6 @@ async def load(
     await asyncio.gather(*(worker() for _ in range(clients)))
     result.elapsed = time.perf_counter() - started  # includes the requests still in flight
     return result
-
-
-def percentile(samples: list[float], p: float) -> float:
-    """Nearest-rank percentile, in milliseconds."""
-    if not samples:
-        return math.nan
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)] * 1000
-
-
-def latency_line(samples: list[float]) -> str:
-    return (
-        f"p50 {percentile(samples, 50):.1f}  p90 {percentile(samples, 90):.1f}  "
-        f"p99 {percentile(samples, 99):.1f}  max {percentile(samples, 100):.1f}"
-    )
 
 
 def outcomes_line(result: LoadResult) -> str:
@@ -582,7 +332,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--funding", type=decimal_string, default="100000")
     parser.add_argument(
         "--pgbench-dsn",
-        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        default=DEFAULT_DSN,
         help="a database on the server to compare with (and to host --start-server's)",
     )
     parser.add_argument("--skip-pgbench", action="store_true")
@@ -607,14 +357,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def run(args: argparse.Namespace) -> int:
-    # SIGTERM unwinds like Ctrl-C does: the server is stopped and the databases dropped.
-    main_task = asyncio.current_task()
-    assert main_task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    cancel_on_sigterm()  # the server is stopped and the databases dropped
     async with contextlib.AsyncExitStack() as stack:
-        base = (
-            await stack.enter_async_context(started_server(args)) if args.start_server else args.url
-        )
+        base = args.url
+        if args.start_server:
+            server = started_server(
+                args.pgbench_dsn, workers=args.server_workers, **server_settings(args)
+            )
+            base = (await stack.enter_async_context(server)).base
         result, conservation = await bench_transfers(base, args)
     # The server is stopped by now: pgbench gets the machine to itself.
 
@@ -629,9 +379,9 @@ async def run(args: argparse.Namespace) -> int:
     print(f"measured            {result.elapsed:.2f} s after {args.warmup:g} s warm-up")
     print(f"requests            {result.requests}")
     print(f"transfers/s         {result.rate:.1f}")
-    print(f"latency ms (all)    {latency_line(result.latencies)}")
+    print(f"latency ms (all)    {spread_line(result.latencies)}")
     if result.ok != result.requests:
-        print(f"latency ms (ok)     {latency_line(result.ok_latencies)}")
+        print(f"latency ms (ok)     {spread_line(result.ok_latencies)}")
     print(f"outcomes            {outcomes_line(result)}")
     print(f"ledger              {conservation}")
 
@@ -652,7 +402,7 @@ async def run(args: argparse.Namespace) -> int:
 
     version = "?"
     with contextlib.suppress(Exception):  # only decorates the summary
-        version = await server_version(args.pgbench_dsn)
+        version = str(await fetchval(args.pgbench_dsn, "SHOW server_version"))
     print("\n---- summary (for the README) ----")
     print(
         f"- `bench/transfers.py`, {datetime.now(UTC).date()}, {os.cpu_count()} CPUs, "
@@ -661,7 +411,7 @@ async def run(args: argparse.Namespace) -> int:
     )
     print(
         f"- sendMoney: **{result.rate:.0f} transfers/s**; "
-        f"latency ms {latency_line(result.latencies)}; {outcomes_line(result)}."
+        f"latency ms {spread_line(result.latencies)}; {outcomes_line(result)}."
     )
     if pg:
         ratio = result.rate / pg.tps
@@ -672,14 +422,6 @@ async def run(args: argparse.Namespace) -> int:
         )
     print("----")
     return 0
-
-
-def flatten(error: BaseException) -> Iterator[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        for inner in error.exceptions:
-            yield from flatten(inner)
-    else:
-        yield error
 
 
 def main(argv: list[str] | None = None) -> int:
