@@ -7,7 +7,6 @@ null, exactly like something that does not exist.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 import strawberry
 
@@ -19,6 +18,7 @@ from stacklo.schema.common import (
     Currency,
     decode_cursor,
     decode_global_id,
+    decode_time_cursor,
     encode_cursor,
 )
 from stacklo.schema.context import Info
@@ -44,13 +44,7 @@ async def users(
     kyc_status: KycStatus | None = None,
 ) -> Connection[User]:
     limit = first_arg(info, first)
-    parts = decode_cursor(after, 2)
-    try:
-        key = (datetime.fromisoformat(parts[0]), uuid.UUID(parts[1])) if parts else None
-    except ValueError:
-        raise DomainError(
-            ErrorCode.INVALID_INPUT, "after is not a valid cursor", ("after",)
-        ) from None
+    key = decode_time_cursor(after)
     if search is not None and len(search) > 100:
         raise DomainError(
             ErrorCode.INVALID_INPUT, "search is longer than 100 characters", ("search",)

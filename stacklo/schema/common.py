@@ -6,6 +6,7 @@ import base64
 import binascii
 import re
 import uuid
+from datetime import datetime
 from decimal import Decimal
 from typing import Generic, TypeVar
 
@@ -177,6 +178,19 @@ def decode_cursor(cursor: str | None, count: int) -> list[str] | None:
     if len(cursor) > 200 or len(parts) != count or not all(parts):
         raise DomainError(ErrorCode.INVALID_INPUT, "after is not a valid cursor", ("after",))
     return parts
+
+
+def decode_time_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    """A (created_at, id) keyset cursor; a forged one is INVALID_INPUT."""
+    parts = decode_cursor(cursor, 2)
+    if parts is None:
+        return None
+    try:
+        return datetime.fromisoformat(parts[0]), uuid.UUID(parts[1])
+    except ValueError:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT, "after is not a valid cursor", ("after",)
+        ) from None
 
 
 def decode_global_id(value: str, type_name: str | None = None) -> tuple[str, str] | None:

@@ -11,9 +11,14 @@ from strawberry import relay
 from strawberry.scalars import JSON
 
 from stacklo.domain import models
-from stacklo.domain.errors import DomainError, ErrorCode
 from stacklo.domain.models import KycStatus, Role
-from stacklo.schema.common import Connection, CurrencyCode, UserError, decode_cursor, encode_cursor
+from stacklo.schema.common import (
+    Connection,
+    CurrencyCode,
+    UserError,
+    decode_time_cursor,
+    encode_cursor,
+)
 from stacklo.schema.context import Info
 from stacklo.schema.fx import Portfolio
 from stacklo.schema.ledger import Transaction, TransactionFilter, Wallet, first_arg
@@ -68,13 +73,7 @@ class User(relay.Node):
         filter: TransactionFilter | None = None,
     ) -> Connection[Transaction]:
         limit = first_arg(info, first)
-        parts = decode_cursor(after, 2)
-        try:
-            key = (datetime.fromisoformat(parts[0]), uuid.UUID(parts[1])) if parts else None
-        except ValueError:
-            raise DomainError(
-                ErrorCode.INVALID_INPUT, "after is not a valid cursor", ("after",)
-            ) from None
+        key = decode_time_cursor(after)
         f = filter or TransactionFilter()
         async with info.context.services.uow(read_only=True) as uow:
             page = await uow.ledger.for_user(

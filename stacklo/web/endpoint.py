@@ -199,11 +199,19 @@ class _Ended:
     """The socket's session ended: the operation does not start."""
 
 
-async def operation_viewer(context: Context) -> Viewer | _Ended | None:
-    """Before an operation on a socket starts: authenticate its token again. An ended session
-    or an expired token closes the socket with 4403 and gives ``_Ended``: nothing runs.
+Screened = GraphQLFormattedError | Viewer | None | _Ended
 
-    Called in the socket's message loop, so operations start in the order they were sent."""
+
+async def screen(context: Context, payload: object) -> Screened:
+    """Before an operation on a socket starts, in the socket's message loop (so operations
+    start in the order they were sent): refuse text past the length or token limits (the
+    error to send), then authenticate the token again. An ended session or an expired token
+    closes the socket with 4403 and gives ``_Ended``: nothing runs. Otherwise the viewer the
+    operation runs as."""
+    query = payload.get("query") if isinstance(payload, dict) else None
+    error = query_refused(query, context.services.settings)
+    if error is not None:
+        return error
     state: SocketState = context.socket
     state.touch()
     if not (state.signed_in and context.bearer):
@@ -229,18 +237,14 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         operation_id = message["id"]
         if self.connection_acknowledged and operation_id not in self.operations:
-            payload = message.get("payload")
-            query = payload.get("query") if isinstance(payload, dict) else None
-            error = query_refused(query, self.context.services.settings)
-            if error is not None:
-                await self.send_message(
-                    TransportErrorMessage(id=operation_id, type="error", payload=[error])
-                )
+            screened = await screen(self.context, message.get("payload"))
+            if isinstance(screened, _Ended):
                 return
-            viewer = await operation_viewer(self.context)
-            if isinstance(viewer, _Ended):
+            if isinstance(screened, dict):
+                error = TransportErrorMessage(id=operation_id, type="error", payload=[screened])
+                await self.send_message(error)
                 return
-            self._viewers[operation_id] = viewer
+            self._viewers[operation_id] = screened
         await super().handle_subscribe(message)
         if operation_id not in self.operations:
             self._viewers.pop(operation_id, None)  # refused (e.g. the per-socket limit)
@@ -258,16 +262,15 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     async def handle_start(self, message: StartMessage) -> None:
         operation_id = message["id"]
         if self.connection_acknowledged:
-            payload = message.get("payload")
-            query = payload.get("query") if isinstance(payload, dict) else None
-            error = query_refused(query, self.context.services.settings)
-            if error is not None:
-                await self.send_message(ErrorMessage(type="error", id=operation_id, payload=error))
+            screened = await screen(self.context, message.get("payload"))
+            if isinstance(screened, _Ended):
                 return
-            viewer = await operation_viewer(self.context)
-            if isinstance(viewer, _Ended):
+            if isinstance(screened, dict):
+                await self.send_message(
+                    ErrorMessage(type="error", id=operation_id, payload=screened)
+                )
                 return
-            self._viewers[operation_id] = viewer
+            self._viewers[operation_id] = screened
         await super().handle_start(message)
         if operation_id not in self.tasks:
             self._viewers.pop(operation_id, None)
