@@ -13,6 +13,7 @@ from typing import Any
 import anyio.to_thread
 from broadcaster import Broadcast
 from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -189,6 +190,20 @@ def check_configuration(settings: Settings) -> None:
         )
 
 
+# What a browser app may send and read across origins.
+CORS_REQUEST_HEADERS = [
+    "authorization",
+    "content-type",
+    "x-request-id",
+    "apollo-require-preflight",
+    "x-apollo-operation-name",
+    "graphql-preflight",
+    "apollographql-client-name",
+    "apollographql-client-version",
+]
+CORS_RESPONSE_HEADERS = ["x-request-id", "ratelimit", "ratelimit-policy", "retry-after"]
+
+
 class Runtime:
     """What the lifespan starts and stops: the database engine, the broadcast connection, the
     services, and the background jobs (the session guard; the relay and rate feed when this
@@ -266,6 +281,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # Client IP: the socket's, or X-Forwarded-For only when the socket is a trusted proxy.
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted or [])
     app.add_middleware(BodyLimit, limit_for=_body_limit(settings))
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.allowed_origins,
+        # Tokens travel in the Authorization header, never in cookies: no credentials mode.
+        allow_credentials=False,
+        allow_methods=["GET", "POST"],
+        allow_headers=CORS_REQUEST_HEADERS,
+        expose_headers=CORS_RESPONSE_HEADERS,
+        max_age=600,
+    )
     app.add_middleware(
         SecurityHeaders, no_store=lambda path: path == "/graphql", hsts=settings.production
     )

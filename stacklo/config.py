@@ -36,6 +36,14 @@ from stacklo.domain.spending import DEFAULT_UNVERIFIED_DAILY
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+# Where front-end development servers usually run (Create React App and Next.js, Vite, Vue
+# CLI and webpack, Angular), on localhost and 127.0.0.1.
+LOCAL_DEVELOPMENT_ORIGINS = tuple(
+    f"http://{host}:{port}"
+    for host in ("localhost", "127.0.0.1")
+    for port in (3000, 5173, 8080, 4200)
+)
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STACKLO_", extra="ignore")
@@ -156,6 +164,11 @@ class Settings(BaseSettings):
     ws_sockets_per_address: int = Field(default=50, ge=1, le=100_000)
     ws_idle_anonymous_seconds: float = Field(default=30.0, gt=0, le=3600)
 
+    # Browser apps on these origins may call the API (CORS) and open sockets (the WebSocket
+    # Origin check); comma-separated, e.g. https://app.example.com. Default: the usual local
+    # front-end development servers, except in production (none).
+    cors_origins: Annotated[list[str] | None, NoDecode] = None
+
     trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
     log_json: bool = True
@@ -169,6 +182,13 @@ class Settings(BaseSettings):
             return [
                 ipaddress.ip_network(p.strip(), strict=False) for p in value.split(",") if p.strip()
             ]
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
         return value
 
     @field_validator("auth_attempts_per_address", "auth_failures_per_account", mode="before")
@@ -224,6 +244,12 @@ class Settings(BaseSettings):
         if self.introspection is not None:
             return self.introspection
         return "staff" if self.production else "public"
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        if self.cors_origins is not None:
+            return self.cors_origins
+        return [] if self.production else list(LOCAL_DEVELOPMENT_ORIGINS)
 
     @property
     def graphiql_enabled(self) -> bool:

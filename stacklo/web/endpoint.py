@@ -44,6 +44,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage, StartMessage
+from strawberry.types import ExecutionResult
 
 from stacklo import graphiql
 from stacklo.api import schema
@@ -88,6 +89,27 @@ def request_meta(request: Request | WebSocket) -> RequestMeta:
         user_agent=(request.headers.get("user-agent") or "")[:256] or None,
         request_id=request_id_var.get(),
     )
+
+
+GRAPHQL_RESPONSE = "application/graphql-response+json; charset=utf-8"
+
+
+def wants_graphql_response(request: Request) -> bool:
+    """The client accepts application/graphql-response+json (the GraphQL-over-HTTP media
+    type); otherwise it gets application/json, as clients written before it expect."""
+    accept = request.headers.get("accept", "").lower()
+    for part in accept.split(","):
+        media, _, params = part.strip().partition(";")
+        if media.strip() == "application/graphql-response+json":
+            return "q=0" not in params.replace(" ", "") or "q=0." in params.replace(" ", "")
+    return False
+
+
+def not_executed(result: ExecutionResult) -> bool:
+    """Refused before execution: the document did not parse or validate, a variable did not
+    coerce, or a limit said no. (Execution errors always carry a path.)"""
+    errors = result.errors or []
+    return result.data is None and bool(errors) and all(e.path is None for e in errors)
 
 
 def error_response(
@@ -320,6 +342,9 @@ class GraphQLApp(GraphQL[Context, None]):
             connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
             multipart_uploads_enabled=True,
             max_subscriptions_per_connection=settings.ws_operations_per_socket,
+            # The same allowlist as CORS: a page elsewhere cannot open a socket in its user's
+            # name (same-origin pages always can).
+            allowed_origins=settings.allowed_origins,
         )
         self.settings = settings
         self._services = services
@@ -363,12 +388,26 @@ class GraphQLApp(GraphQL[Context, None]):
                 "BAD_REQUEST",
             )
         try:
-            return await self.run(request)
+            response = await self.run(request)
         except Refused as e:
-            return JSONResponse({"errors": [e.error]}, status_code=e.status_code)
+            response = JSONResponse({"errors": [e.error]}, status_code=e.status_code)
         except HTTPException as e:
             # A malformed body is still a GraphQL answer: JSON with an errors list.
-            return error_response(e.status_code, e.reason, "BAD_REQUEST")
+            response = error_response(e.status_code, e.reason, "BAD_REQUEST")
+        if wants_graphql_response(request) and response.media_type in (None, "application/json"):
+            response.headers["content-type"] = GRAPHQL_RESPONSE
+            if getattr(request.state, "not_executed", False) and response.status_code == 200:
+                response.status_code = 400
+        return response
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> Any:
+        answer = await super().process_result(request, result)
+        if wants_graphql_response(request) and not_executed(result):
+            # GraphQL over HTTP: a request that never reached execution has no data entry
+            # and answers 400 (application/json keeps the 200 older clients expect).
+            answer.pop("data", None)
+            request.state.not_executed = True
+        return answer
 
     async def parse_http_body(self, request: Any) -> Any:
         data = await super().parse_http_body(request)
