@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio.to_thread
 from broadcaster import Broadcast
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -29,6 +30,7 @@ from stacklo.config import Settings
 from stacklo.data.db import create_engine, migrate, start_embedded
 from stacklo.data.fx import MemoryRateCache, RedisRateCache
 from stacklo.data.outbox import RATE_FEED_LOCK, RelayConnection
+from stacklo.data.persisted import MemoryQueryCache, QueryCache, RedisQueryCache, Registered
 from stacklo.data.uow import SqlUnitOfWorkFactory
 from stacklo.domain.auth import AuthService
 from stacklo.domain.conversions import Conversions
@@ -59,6 +61,7 @@ from stacklo.realtime.streams import Streams
 from stacklo.schema.context import Services
 from stacklo.web.endpoint import GraphQLApp, error_response
 from stacklo.web.guards import BodyLimit, SecurityHeaders
+from stacklo.web.persisted import PersistedQueries
 from stacklo.web.routes import WEBHOOK_MAX_BYTES, operations_routes, webhook_routes
 
 
@@ -175,6 +178,16 @@ def build_services(
     )
 
 
+def build_persisted(settings: Settings, engine: AsyncEngine) -> PersistedQueries:
+    """Registered operations in PostgreSQL; Apollo's automatic ones in Redis (shared by every
+    instance) when there is one, in this process's memory otherwise."""
+    ttl = settings.apq_ttl_seconds
+    cache: QueryCache = (
+        RedisQueryCache(settings.redis_url, ttl) if settings.redis_url else MemoryQueryCache(ttl)
+    )
+    return PersistedQueries(settings.persisted_queries, Registered(engine), cache)
+
+
 class ConfigurationError(RuntimeError):
     """The settings must not serve traffic (e.g. sandbox parts in production)."""
 
@@ -213,10 +226,15 @@ class Runtime:
         self.settings = settings
         self.provider = provider
         self._services: Services | None = None
+        self._persisted: PersistedQueries | None = None
 
     def services(self) -> Services:
         assert self._services is not None, "the lifespan has not started"
         return self._services
+
+    def persisted(self) -> PersistedQueries:
+        assert self._persisted is not None, "the lifespan has not started"
+        return self._persisted
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
@@ -229,6 +247,7 @@ class Runtime:
         broadcast = make_broadcast(settings.broadcast_url)
         await broadcast.connect()
         self._services = built = build_services(settings, engine, self.provider, broadcast)
+        self._persisted = build_persisted(settings, engine)
         stop = asyncio.Event()
         tasks = [asyncio.create_task(built.sessions.run(built.streams, stop))]
         if settings.worker_in_process:
@@ -265,7 +284,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     configure_logging(settings.log_level, settings.log_json)
     check_configuration(settings)
     runtime = Runtime(settings, build_provider(settings))
-    graphql_app = GraphQLApp(settings, runtime.services)
+    graphql_app = GraphQLApp(settings, runtime.services, runtime.persisted)
     app = Starlette(
         routes=[
             Route("/graphql", graphql_app, methods=["GET", "POST"]),

@@ -1,4 +1,5 @@
-"""``stacklo serve | migrate | create-admin | schema``."""
+"""``stacklo serve | worker | migrate | create-admin | ledger verify | persisted-queries register
+| schema``."""
 
 from __future__ import annotations
 
@@ -240,6 +241,37 @@ def ledger_verify(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def register_operations(args: argparse.Namespace) -> int:
+    """Register a client's operations (Apollo manifests or .graphql files) for the allowlist."""
+    from pathlib import Path
+
+    from stacklo.data.db import create_engine
+    from stacklo.data.persisted import Registered
+    from stacklo.web.persisted import ManifestError, operations_in
+
+    operations = []
+    for name in args.files:
+        path = Path(name)
+        if not path.is_file():
+            return _fail(f"{name}: no such file")
+        try:
+            operations += operations_in(path.name, path.read_text())
+        except ManifestError as e:
+            return _fail(str(e))
+    url = _database_url(Settings())
+
+    async def run() -> int:
+        engine = create_engine(url, pool_size=1, max_overflow=0)
+        try:
+            added = await Registered(engine).register(operations)
+        finally:
+            await engine.dispose()
+        print(f"{len(operations)} operations registered ({added} new)")
+        return 0
+
+    return asyncio.run(run())
+
+
 def schema_cmd(args: argparse.Namespace) -> int:
     from stacklo.api import schema
 
@@ -280,6 +312,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "verify", help="check every ledger invariant; non-zero exit on a violation"
     )
     v.set_defaults(run=ledger_verify)
+
+    p = commands.add_parser("persisted-queries", help="operations registered ahead of time")
+    persisted = p.add_subparsers(dest="persisted_command", required=True)
+    r = persisted.add_parser(
+        "register",
+        help="register a client's operations (Apollo persisted-query manifests, .graphql files)",
+    )
+    r.add_argument("files", nargs="+", metavar="FILE")
+    r.set_defaults(run=register_operations)
 
     p = commands.add_parser("schema", help="print the GraphQL schema (SDL)")
     p.set_defaults(run=schema_cmd)

@@ -169,6 +169,12 @@ class Settings(BaseSettings):
     # front-end development servers, except in production (none).
     cors_origins: Annotated[list[str] | None, NoDecode] = None
 
+    # Persisted queries: "apq" runs any operation and also accepts Apollo's automatic
+    # persisted queries (texts kept apq_ttl_seconds, in Redis when set); "allowlist" runs only
+    # operations registered with `stacklo persisted-queries register`.
+    persisted_queries: Literal["apq", "allowlist"] = "apq"
+    apq_ttl_seconds: int = Field(default=7 * 86_400, ge=60)
+
     trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
     log_json: bool = True

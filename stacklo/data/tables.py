@@ -363,3 +363,16 @@ quotes = Table(
     # One quote pays for one movement, and a movement spends at most one quote.
     Index("uq_quotes_transaction_id", "transaction_id", unique=True),
 )
+
+# Operations a client registered ahead of time (`stacklo persisted-queries register`): the
+# allowlist production can run with, and the store Apollo's persisted-query hashes resolve
+# from first. Keyed by the SHA-256 of the exact text, as Apollo hashes it.
+persisted_operations = Table(
+    "persisted_operations",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("body", Text, nullable=False),
+    Column("name", String(128)),
+    _now(),
+    CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name="sha256_hex"),
+)

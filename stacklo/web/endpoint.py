@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import secrets
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -57,6 +58,7 @@ from stacklo.observability import request_id_var
 from stacklo.realtime.sessions import SESSION_ENDED_CLOSE
 from stacklo.schema.context import Context, Services
 from stacklo.schema.limits import count_tokens, refusal
+from stacklo.web.persisted import PersistedQueries, PersistedRefusal
 
 IDLE_CLOSE = 4408
 # Headers a browser form cannot send: a multipart request needs one (CSRF), as Apollo's
@@ -224,16 +226,25 @@ class _Ended:
 Screened = GraphQLFormattedError | Viewer | None | _Ended
 
 
-async def screen(context: Context, payload: object) -> Screened:
+async def screen(context: Context, payload: object, persisted: PersistedQueries) -> Screened:
     """Before an operation on a socket starts, in the socket's message loop (so operations
     start in the order they were sent): refuse text past the length or token limits (the
-    error to send), then authenticate the token again. An ended session or an expired token
-    closes the socket with 4403 and gives ``_Ended``: nothing runs. Otherwise the viewer the
-    operation runs as."""
+    error to send), resolve a persisted query's hash to its text (into ``payload``), then
+    authenticate the token again. An ended session or an expired token closes the socket
+    with 4403 and gives ``_Ended``: nothing runs. Otherwise the viewer the operation runs
+    as."""
     query = payload.get("query") if isinstance(payload, dict) else None
     error = query_refused(query, context.services.settings)
     if error is not None:
         return error
+    if isinstance(payload, dict):
+        extensions = payload.get("extensions")
+        try:
+            payload["query"] = await persisted.resolve(
+                query, extensions if isinstance(extensions, dict) else None
+            )
+        except PersistedRefusal as refused:
+            return refused.error
     state: SocketState = context.socket
     state.touch()
     if not (state.signed_in and context.bearer):
@@ -243,6 +254,11 @@ async def screen(context: Context, payload: object) -> Screened:
     except AccessError:
         await state.close(SESSION_ENDED_CLOSE, "session ended")
         return _Ended()
+
+
+def _persisted(view: object) -> PersistedQueries:
+    assert isinstance(view, GraphQLApp)
+    return view.persisted()
 
 
 def begin_operation(context: Context, viewer: Viewer | None) -> None:
@@ -259,7 +275,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         operation_id = message["id"]
         if self.connection_acknowledged and operation_id not in self.operations:
-            screened = await screen(self.context, message.get("payload"))
+            screened = await screen(self.context, message.get("payload"), _persisted(self.view))
             if isinstance(screened, _Ended):
                 return
             if isinstance(screened, dict):
@@ -284,7 +300,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     async def handle_start(self, message: StartMessage) -> None:
         operation_id = message["id"]
         if self.connection_acknowledged:
-            screened = await screen(self.context, message.get("payload"))
+            screened = await screen(self.context, message.get("payload"), _persisted(self.view))
             if isinstance(screened, _Ended):
                 return
             if isinstance(screened, dict):
@@ -333,7 +349,12 @@ class GraphQLApp(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
 
-    def __init__(self, settings: Settings, services: Callable[[], Services]):
+    def __init__(
+        self,
+        settings: Settings,
+        services: Callable[[], Services],
+        persisted: Callable[[], PersistedQueries],
+    ):
         super().__init__(
             schema,
             keep_alive=True,
@@ -348,6 +369,7 @@ class GraphQLApp(GraphQL[Context, None]):
         )
         self.settings = settings
         self._services = services
+        self.persisted = persisted
         self._sockets = SocketCounter(settings.ws_sockets_per_address)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -391,6 +413,7 @@ class GraphQLApp(GraphQL[Context, None]):
             response = await self.run(request)
         except Refused as e:
             response = JSONResponse({"errors": [e.error]}, status_code=e.status_code)
+            request.state.not_executed = True
         except HTTPException as e:
             # A malformed body is still a GraphQL answer: JSON with an errors list.
             response = error_response(e.status_code, e.reason, "BAD_REQUEST")
@@ -411,11 +434,30 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def parse_http_body(self, request: Any) -> Any:
         data = await super().parse_http_body(request)
-        for item in data if isinstance(data, list) else [data]:
+        items = data if isinstance(data, list) else [data]
+        for item in items:
             error = query_refused(item.query, self.settings)
             if error is not None:
                 raise Refused(400, error)
-        return data
+        try:
+            resolved = [
+                dataclasses.replace(
+                    item, query=await self.persisted().resolve(item.query, item.extensions)
+                )
+                for item in items
+            ]
+        except PersistedRefusal as refused:
+            # Not found is the usual first step of Apollo's protocol, answered like any
+            # GraphQL error: 200 as JSON, 400 (nothing ran) as graphql-response+json.
+            raise Refused(refused.status, refused.error) from None
+        return resolved if isinstance(data, list) else resolved[0]
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A GET naming its operation by hash alone is an API call, not a browser's visit.
+        return (
+            super().should_render_graphql_ide(request)
+            and request.query_params.get("extensions") is None
+        )
 
     def parse_json(self, data: str | bytes) -> Any:
         # Not UTF-8, or nested past the parser's recursion limit: the client's fault, a 400.
