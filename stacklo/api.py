@@ -6,12 +6,14 @@ packages import one way, ``api -> resolvers -> schema -> domain``.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 import strawberry
 from strawberry import relay
 from strawberry.extensions.field_extension import FieldExtension
 from strawberry.permission import PermissionExtension
+from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 
 from stacklo.domain.fx import SUPPORTED_PAIRS
@@ -24,7 +26,14 @@ from stacklo.resolvers import realtime as realtime_resolvers
 from stacklo.resolvers import transfers as transfer_resolvers
 from stacklo.resolvers import users as user_resolvers
 from stacklo.resolvers import wallets as wallet_resolvers
-from stacklo.schema.common import DECIMAL_SCALAR, Connection, Currency, CurrencyCode
+from stacklo.schema.common import (
+    DATETIME_SCALAR,
+    DECIMAL_SCALAR,
+    JSON_SCALAR,
+    Connection,
+    Currency,
+    CurrencyCode,
+)
 from stacklo.schema.errors import ErrorPolicy, QuietSchema
 from stacklo.schema.fx import ConvertPayload, CreateQuotePayload, ExchangeRate
 from stacklo.schema.ledger import Transaction, TransactionEvent, WalletEvent
@@ -47,91 +56,221 @@ from stacklo.schema.users import (
 )
 
 
+# Permission classes add no schema directive: who may call what is in the descriptions, and
+# the SDL carries no internal directive.
 def _allowed(resource: str, action: str) -> list[FieldExtension]:
-    return [PermissionExtension(permissions=[Allowed(resource, action)], fail_silently=False)]
+    return [
+        PermissionExtension(
+            permissions=[Allowed(resource, action)], fail_silently=False, use_directives=False
+        )
+    ]
 
 
 def _authenticated_subscription() -> list[FieldExtension]:
-    return [PermissionExtension(permissions=[IsAuthenticated()], fail_silently=False)]
+    return [
+        PermissionExtension(
+            permissions=[IsAuthenticated()], fail_silently=False, use_directives=False
+        )
+    ]
 
 
 _authenticated: list[FieldExtension] = [
-    PermissionExtension(permissions=[IsAuthenticated()], fail_silently=False)
+    PermissionExtension(permissions=[IsAuthenticated()], fail_silently=False, use_directives=False)
 ]
 
+_STAFF_READ = (
+    "Staff only (SUPPORT and ADMIN, by the access policy); anonymous callers get "
+    "UNAUTHENTICATED, others FORBIDDEN."
+)
+_ADMIN = (
+    "Staff only (ADMIN, by the access policy); anonymous callers get UNAUTHENTICATED, others "
+    "FORBIDDEN."
+)
+_SIGNED_IN = "Signed-in viewers only (UNAUTHENTICATED otherwise)."
+_IDEMPOTENT = (
+    "A retry with the same idempotencyKey and input answers with the first call's "
+    "transaction; nothing moves twice."
+)
+_ONE_AUTH = (
+    "At most one of signUp, logIn, refreshSession and changePassword per request "
+    "(QUERY_TOO_COMPLEX)."
+)
 
-@strawberry.type
+
+@strawberry.type(
+    description="What can be read. A bad argument is a GraphQL error whose extensions.code is "
+    "INVALID_INPUT."
+)
 class Query:
-    node: relay.Node | None = strawberry.field(resolver=user_resolvers.node)
+    node: relay.Node | None = strawberry.field(
+        resolver=user_resolvers.node,
+        description="Any object by its global ID, or null unless the viewer may see it: their "
+        "own objects; staff also users, customer wallets, transactions, ledger entries and "
+        "audit events; a quote only its creator. Unknown, malformed and foreign ids are null "
+        "alike, and so is everything for an anonymous caller.",
+    )
     me: User | None = strawberry.field(
-        resolver=user_resolvers.me, description="The signed-in user, or null."
+        resolver=user_resolvers.me,
+        description="The signed-in user, or null when no token was sent. An invalid, expired "
+        "or revoked token is UNAUTHENTICATED.",
     )
     currencies: list[Currency] = strawberry.field(
-        resolver=user_resolvers.currencies, metadata=cost(size=len(CurrencyCode))
+        resolver=user_resolvers.currencies,
+        metadata=cost(size=len(CurrencyCode)),
+        description="Every supported currency with its kind and decimals. Public.",
     )
     users: Connection[User] = strawberry.field(
         resolver=user_resolvers.users,
-        description="Staff only.",
+        description="Every user, newest first. " + _STAFF_READ,
         extensions=_allowed("users", "read"),
     )
-    transaction: Transaction | None = strawberry.field(resolver=user_resolvers.transaction)
+    transaction: Transaction | None = strawberry.field(
+        resolver=user_resolvers.transaction,
+        description="A transaction by its public reference; null when there is none, when the "
+        "viewer is neither a party to it nor staff, or when nobody is signed in.",
+    )
     rates: list[ExchangeRate] = strawberry.field(
         resolver=fx_resolvers.rates,
         metadata=cost(size=len(SUPPORTED_PAIRS)),
-        description="Live rates; every supported pair when pairs is null.",
+        description="Live rates; every supported pair when pairs is null. Public. Rates too "
+        "old to quote are still shown, with their updatedAt. An unsupported pair is "
+        "INVALID_INPUT; no reading yet is PROVIDER_UNAVAILABLE.",
     )
     audit_events: Connection[AuditEvent] = strawberry.field(
         resolver=user_resolvers.audit_events,
-        description="Staff only.",
+        description="The audit log, newest first. " + _STAFF_READ,
         extensions=_allowed("audit", "read"),
     )
 
 
-@strawberry.type
+@strawberry.type(
+    description="What can be changed. Business-rule failures are the payload's userErrors."
+)
 class Mutation:
-    sign_up: AuthPayload = strawberry.mutation(resolver=auth_resolvers.sign_up)
-    log_in: AuthPayload = strawberry.mutation(resolver=auth_resolvers.log_in)
-    refresh_session: AuthPayload = strawberry.mutation(resolver=auth_resolvers.refresh_session)
-    log_out: LogOutPayload = strawberry.mutation(resolver=auth_resolvers.log_out)
+    sign_up: AuthPayload = strawberry.mutation(
+        resolver=auth_resolvers.sign_up,
+        description="Creates a CUSTOMER account (kycStatus PENDING) with a wallet in "
+        "homeCurrency, and signs it in. userErrors: INVALID_INPUT, WEAK_PASSWORD, EMAIL_TAKEN. "
+        "Counts against the client address (RATE_LIMITED with retryAfter past it). " + _ONE_AUTH,
+    )
+    log_in: AuthPayload = strawberry.mutation(
+        resolver=auth_resolvers.log_in,
+        description="Signs in with email and password and starts a session. userErrors: "
+        "INVALID_CREDENTIALS, the same for an unknown email and a wrong password. Counts "
+        "against the client address, and each wrong password against the account: past "
+        "either limit the answer is RATE_LIMITED (with retryAfter), even for the right "
+        "password. " + _ONE_AUTH,
+    )
+    refresh_session: AuthPayload = strawberry.mutation(
+        resolver=auth_resolvers.refresh_session,
+        description="Trades a refresh token for a new access token and refresh token; the one "
+        "sent is used up, and the session keeps its original expiry. userErrors: INVALID_TOKEN "
+        "(a used token sent again also ends the session). " + _ONE_AUTH,
+    )
+    log_out: LogOutPayload = strawberry.mutation(
+        resolver=auth_resolvers.log_out,
+        description="Ends the session of a refresh token: its tokens stop working at once and "
+        "its sockets close (4403). Needs no access token. userErrors: INVALID_TOKEN (unknown "
+        "or already ended).",
+    )
     change_password: ChangePasswordPayload = strawberry.mutation(
-        resolver=auth_resolvers.change_password, extensions=_authenticated
+        resolver=auth_resolvers.change_password,
+        extensions=_authenticated,
+        description="Changes the viewer's password and ends every other session of theirs; "
+        "this one stays signed in. " + _SIGNED_IN + " userErrors: INVALID_CREDENTIALS, "
+        "WEAK_PASSWORD, INVALID_INPUT. Throttled like logIn (RATE_LIMITED). " + _ONE_AUTH,
     )
     open_wallet: OpenWalletPayload = strawberry.mutation(
-        resolver=wallet_resolvers.open_wallet, extensions=_authenticated
+        resolver=wallet_resolvers.open_wallet,
+        extensions=_authenticated,
+        description="Opens a wallet for the viewer in a currency: one per currency, any "
+        "currency. " + _SIGNED_IN + " userErrors: WALLET_EXISTS.",
     )
     freeze_wallet: FreezeWalletPayload = strawberry.mutation(
-        resolver=wallet_resolvers.freeze_wallet, extensions=_allowed("wallets", "freeze")
+        resolver=wallet_resolvers.freeze_wallet,
+        extensions=_allowed("wallets", "freeze"),
+        description="Freezes or unfreezes a customer wallet, saying why; audited as "
+        "wallet.frozen or wallet.unfrozen. " + _ADMIN + " userErrors: NOT_FOUND, INVALID_INPUT.",
     )
     start_deposit: StartDepositPayload = strawberry.mutation(
-        resolver=funding_resolvers.start_deposit, extensions=_authenticated
+        resolver=funding_resolvers.start_deposit,
+        extensions=_authenticated,
+        description="Starts a deposit into one of the viewer's fiat wallets: a PROCESSING "
+        "DEPOSIT and the provider's paymentUrl; the wallet is credited (COMPLETED) when the "
+        "provider confirms the payment. " + _SIGNED_IN + " " + _IDEMPOTENT + " userErrors: "
+        "NOT_FOUND, INVALID_INPUT, PROVIDER_UNAVAILABLE (nothing is written), "
+        "IDEMPOTENCY_KEY_REUSED.",
     )
     request_withdrawal: RequestWithdrawalPayload = strawberry.mutation(
-        resolver=funding_resolvers.request_withdrawal, extensions=_authenticated
+        resolver=funding_resolvers.request_withdrawal,
+        extensions=_authenticated,
+        description="Pays out from one of the viewer's fiat wallets to a bank account: the "
+        "amount is held (heldBalance) and the WITHDRAWAL is PROCESSING until the provider "
+        "reports. If the provider cannot take the payout at once, the answer is the FAILED "
+        "transaction (hold released) with a userError PROVIDER_UNAVAILABLE or INVALID_INPUT. "
+        + _SIGNED_IN
+        + " "
+        + _IDEMPOTENT
+        + " userErrors also: NOT_FOUND, INVALID_INPUT, WALLET_FROZEN, INSUFFICIENT_FUNDS, "
+        "LIMIT_EXCEEDED, IDEMPOTENCY_KEY_REUSED.",
     )
     send_money: SendMoneyPayload = strawberry.mutation(
-        resolver=transfer_resolvers.send_money, extensions=_authenticated
+        resolver=transfer_resolvers.send_money,
+        extensions=_authenticated,
+        description="Sends money from one of the viewer's wallets to someone else's, "
+        "COMPLETED at once; across currencies at a quote (quoteId). "
+        + _SIGNED_IN
+        + " "
+        + _IDEMPOTENT
+        + " userErrors: INVALID_INPUT, NOT_FOUND (also for a recipient without an account or "
+        "a wallet in that currency, alike), WALLET_FROZEN, INSUFFICIENT_FUNDS, LIMIT_EXCEEDED, "
+        "QUOTE_REQUIRED, CURRENCY_MISMATCH, QUOTE_EXPIRED, QUOTE_ALREADY_USED, KYC_REQUIRED, "
+        "IDEMPOTENCY_KEY_REUSED.",
     )
     review_kyc: ReviewKycPayload = strawberry.mutation(
-        resolver=kyc_resolvers.review_kyc, extensions=_allowed("kyc", "review")
+        resolver=kyc_resolvers.review_kyc,
+        extensions=_allowed("kyc", "review"),
+        description="Sets a user's kycStatus to VERIFIED or REJECTED; audited as kyc.reviewed. "
+        "Nobody reviews their own account. " + _ADMIN + " userErrors: NOT_FOUND, INVALID_INPUT.",
     )
     create_quote: CreateQuotePayload = strawberry.mutation(
-        resolver=fx_resolvers.create_quote, extensions=_authenticated
+        resolver=fx_resolvers.create_quote,
+        extensions=_authenticated,
+        description="Locks a rate and fee for converting sourceCurrency into targetCurrency "
+        "until expiresAt; spend it with convert or sendMoney. " + _SIGNED_IN + " userErrors: "
+        "INVALID_INPUT, KYC_REQUIRED, LIMIT_EXCEEDED, PROVIDER_UNAVAILABLE (no rates, or too "
+        "old).",
     )
     convert: ConvertPayload = strawberry.mutation(
         resolver=fx_resolvers.convert,
         description="Converts between the viewer's own wallets at a quote: fiat exchange, "
-        "crypto buy, crypto sell.",
+        "crypto buy, crypto sell. COMPLETED at once; the target wallet is opened if missing. "
+        + _SIGNED_IN
+        + " "
+        + _IDEMPOTENT
+        + " userErrors: NOT_FOUND, QUOTE_EXPIRED, QUOTE_ALREADY_USED, KYC_REQUIRED, "
+        "INSUFFICIENT_FUNDS, WALLET_FROZEN, LIMIT_EXCEEDED, INVALID_INPUT, "
+        "IDEMPOTENCY_KEY_REUSED.",
         extensions=_authenticated,
     )
 
 
-@strawberry.type
+_RESUMABLE = (
+    "Resubscribe with after: the last cursor received to get every missed event first, in "
+    "order. " + _SIGNED_IN + " A cursor past the retention window is CURSOR_EXPIRED, a "
+    "malformed one INVALID_INPUT; past the open-subscription cap per user, RATE_LIMITED."
+)
+
+
+@strawberry.type(description="Live events, over WebSocket only.")
 class Subscription:
     # (strawberry types these by what they yield; mypy sees the generator)
     transaction_updated: TransactionEvent = strawberry.subscription(  # type: ignore[assignment]
         resolver=realtime_resolvers.transaction_updated,
         description=(
             "The viewer's transactions as their status changes; one transaction when id is given."
+            " An event comes when a transaction touching one of the viewer's wallets is created "
+            "or changes status. " + _RESUMABLE
         ),
         extensions=_authenticated_subscription(),
     )
@@ -139,6 +278,8 @@ class Subscription:
         resolver=realtime_resolvers.wallet_updated,
         description=(
             "The viewer's wallets as their balances change; one wallet when walletId is given."
+            " An event comes when a wallet is opened or its balance, held amount or status "
+            "changes. " + _RESUMABLE
         ),
         extensions=_authenticated_subscription(),
     )
@@ -146,14 +287,22 @@ class Subscription:
         resolver=realtime_resolvers.platform_activity,
         description=(
             "Staff only: every transaction on the platform as it changes, for live dashboards."
+            " Live only, no resume. SUPPORT and ADMIN, by the access policy; anonymous callers "
+            "get UNAUTHENTICATED, others FORBIDDEN."
         ),
         extensions=[
-            PermissionExtension(permissions=[Allowed("platform", "read")], fail_silently=False)
+            PermissionExtension(
+                permissions=[Allowed("platform", "read")],
+                fail_silently=False,
+                use_directives=False,
+            )
         ],
     )
     rate_updated: ExchangeRate = strawberry.subscription(  # type: ignore[assignment]
         resolver=fx_resolvers.rate_updated,
-        description="Every supported pair when pairs is null.",
+        description="Every supported pair when pairs is null. On each feed reading, one event "
+        "per requested pair. " + _SIGNED_IN + " An unsupported pair is INVALID_INPUT; past "
+        "the open-subscription cap per user, RATE_LIMITED.",
         extensions=_authenticated_subscription(),
     )
 
@@ -162,7 +311,10 @@ schema = QuietSchema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    config=StrawberryConfig(auto_camel_case=True, scalar_map={Decimal: DECIMAL_SCALAR}),
+    config=StrawberryConfig(
+        auto_camel_case=True,
+        scalar_map={Decimal: DECIMAL_SCALAR, datetime: DATETIME_SCALAR, JSON: JSON_SCALAR},
+    ),
     extensions=[
         ErrorPolicy,
         observe_operation,

@@ -7,8 +7,9 @@ attempt counts against the client address, every wrong password against the acco
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
+import strawberry
 from starlette.responses import Response
 
 from stacklo.auth.throttle import Quota, Throttled
@@ -31,7 +32,10 @@ T = TypeVar("T")
 
 
 @user_errors(AuthPayload)
-async def sign_up(info: Info, input: SignUpInput) -> AuthPayload:
+async def sign_up(
+    info: Info,
+    input: Annotated[SignUpInput, strawberry.argument(description="The new account.")],
+) -> AuthPayload:
     ctx = info.context
     await _attempt(ctx)
     issued = await _busy(
@@ -51,7 +55,10 @@ async def sign_up(info: Info, input: SignUpInput) -> AuthPayload:
 
 
 @user_errors(AuthPayload)
-async def log_in(info: Info, input: LogInInput) -> AuthPayload:
+async def log_in(
+    info: Info,
+    input: Annotated[LogInInput, strawberry.argument(description="The credentials.")],
+) -> AuthPayload:
     ctx = info.context
     issued = await _guessing(
         ctx,
@@ -62,7 +69,12 @@ async def log_in(info: Info, input: LogInInput) -> AuthPayload:
 
 
 @user_errors(AuthPayload)
-async def refresh_session(info: Info, input: RefreshSessionInput) -> AuthPayload:
+async def refresh_session(
+    info: Info,
+    input: Annotated[
+        RefreshSessionInput, strawberry.argument(description="The refresh token to trade.")
+    ],
+) -> AuthPayload:
     return AuthPayload.of(
         await info.context.services.auth.refresh(
             RefreshSession(input.refresh_token, info.context.meta)
@@ -71,13 +83,23 @@ async def refresh_session(info: Info, input: RefreshSessionInput) -> AuthPayload
 
 
 @user_errors(LogOutPayload)
-async def log_out(info: Info, input: LogOutInput) -> LogOutPayload:
+async def log_out(
+    info: Info,
+    input: Annotated[
+        LogOutInput, strawberry.argument(description="The refresh token of the session to end.")
+    ],
+) -> LogOutPayload:
     await info.context.services.auth.log_out(LogOut(input.refresh_token, info.context.meta))
     return LogOutPayload(success=True)
 
 
 @user_errors(ChangePasswordPayload)
-async def change_password(info: Info, input: ChangePasswordInput) -> ChangePasswordPayload:
+async def change_password(
+    info: Info,
+    input: Annotated[
+        ChangePasswordInput, strawberry.argument(description="The current and new passwords.")
+    ],
+) -> ChangePasswordPayload:
     ctx = info.context
     viewer = await ctx.require_viewer()
     await _guessing(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import strawberry
+
 from stacklo.domain.funding import RequestWithdrawal, StartDeposit
 from stacklo.domain.ports import BankAccount
 from stacklo.resolvers.errors import outcome_errors, user_errors
@@ -24,7 +28,10 @@ def _absolute(info: Info, url: str | None) -> str | None:
 
 
 @user_errors(StartDepositPayload)
-async def start_deposit(info: Info, input: StartDepositInput) -> StartDepositPayload:
+async def start_deposit(
+    info: Info,
+    input: Annotated[StartDepositInput, strawberry.argument(description="What to deposit.")],
+) -> StartDepositPayload:
     viewer = await info.context.require_viewer()
     outcome = await info.context.services.funding.start_deposit(
         StartDeposit(
@@ -43,7 +50,12 @@ async def start_deposit(info: Info, input: StartDepositInput) -> StartDepositPay
 
 
 @user_errors(RequestWithdrawalPayload)
-async def request_withdrawal(info: Info, input: RequestWithdrawalInput) -> RequestWithdrawalPayload:
+async def request_withdrawal(
+    info: Info,
+    input: Annotated[
+        RequestWithdrawalInput, strawberry.argument(description="What to withdraw, and where.")
+    ],
+) -> RequestWithdrawalPayload:
     viewer = await info.context.require_viewer()
     bank = input.bank_account
     outcome = await info.context.services.funding.request_withdrawal(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Annotated
+
+import strawberry
 
 from stacklo.domain.conversions import Convert
 from stacklo.domain.errors import DomainError, ErrorCode
@@ -30,14 +33,24 @@ def _pairs(pairs: list[CurrencyPairInput] | None) -> list[Pair] | None:
     return [p.pair() for p in pairs] if pairs is not None else None
 
 
-async def rates(info: Info, pairs: list[CurrencyPairInput] | None = None) -> list[ExchangeRate]:
+async def rates(
+    info: Info,
+    pairs: Annotated[
+        list[CurrencyPairInput] | None,
+        strawberry.argument(description="The pairs wanted; every supported pair when null."),
+    ] = None,
+) -> list[ExchangeRate]:
     """Live rates; every supported pair when pairs is null. Public market data."""
     found = await info.context.services.rates.rates(_pairs(pairs))
     return [ExchangeRate.of(r) for r in found]
 
 
 async def rate_updated(
-    info: Info, pairs: list[CurrencyPairInput] | None = None
+    info: Info,
+    pairs: Annotated[
+        list[CurrencyPairInput] | None,
+        strawberry.argument(description="The pairs wanted; every supported pair when null."),
+    ] = None,
 ) -> AsyncGenerator[ExchangeRate, None]:
     """Every tick of the viewer's pairs (every supported pair when pairs is null)."""
     viewer = await info.context.require_viewer()
@@ -58,7 +71,10 @@ async def rate_updated(
 
 
 @user_errors(CreateQuotePayload)
-async def create_quote(info: Info, input: CreateQuoteInput) -> CreateQuotePayload:
+async def create_quote(
+    info: Info,
+    input: Annotated[CreateQuoteInput, strawberry.argument(description="What to price.")],
+) -> CreateQuotePayload:
     viewer = await info.context.require_viewer()
     quote = await info.context.services.quotes.create(
         CreateQuote(
@@ -73,7 +89,10 @@ async def create_quote(info: Info, input: CreateQuoteInput) -> CreateQuotePayloa
 
 
 @user_errors(ConvertPayload)
-async def convert(info: Info, input: ConvertInput) -> ConvertPayload:
+async def convert(
+    info: Info,
+    input: Annotated[ConvertInput, strawberry.argument(description="The quote to spend.")],
+) -> ConvertPayload:
     viewer = await info.context.require_viewer()
     outcome = await info.context.services.conversions.convert(
         Convert(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import strawberry
+
 from stacklo.domain.kyc import ReviewKyc
 from stacklo.resolvers.errors import user_errors
 from stacklo.resolvers.ids import node_id
@@ -10,7 +14,10 @@ from stacklo.schema.users import ReviewKycInput, ReviewKycPayload, User
 
 
 @user_errors(ReviewKycPayload)
-async def review_kyc(info: Info, input: ReviewKycInput) -> ReviewKycPayload:
+async def review_kyc(
+    info: Info,
+    input: Annotated[ReviewKycInput, strawberry.argument(description="The review.")],
+) -> ReviewKycPayload:
     viewer = await info.context.require_viewer()
     user = await info.context.services.kyc.review(
         ReviewKyc(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator
+from typing import Annotated
 
 import strawberry
 
@@ -57,7 +58,21 @@ async def close_slow(info: Info) -> None:
 
 
 async def transaction_updated(
-    info: Info, id: strawberry.ID | None = None, after: str | None = None
+    info: Info,
+    id: Annotated[
+        strawberry.ID | None,
+        strawberry.argument(
+            description="Only this transaction (a global ID); a foreign or unknown id matches "
+            "nothing."
+        ),
+    ] = None,
+    after: Annotated[
+        str | None,
+        strawberry.argument(
+            description="The cursor of the last event received: missed events are replayed "
+            "first, then live ones follow. Opaque."
+        ),
+    ] = None,
 ) -> AsyncGenerator[TransactionEvent, None]:
     viewer = await info.context.require_viewer()
     streams = info.context.services.streams
@@ -80,7 +95,20 @@ async def transaction_updated(
 
 
 async def wallet_updated(
-    info: Info, wallet_id: strawberry.ID | None = None, after: str | None = None
+    info: Info,
+    wallet_id: Annotated[
+        strawberry.ID | None,
+        strawberry.argument(
+            description="Only this wallet (a global ID); a foreign or unknown id matches nothing."
+        ),
+    ] = None,
+    after: Annotated[
+        str | None,
+        strawberry.argument(
+            description="The cursor of the last event received: missed events are replayed "
+            "first, then live ones follow. Opaque."
+        ),
+    ] = None,
 ) -> AsyncGenerator[WalletEvent, None]:
     viewer = await info.context.require_viewer()
     streams = info.context.services.streams

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import strawberry
+
 from stacklo.domain.transfers import RECIPIENT_NOT_FOUND, Recipient, SendMoney
 from stacklo.resolvers.errors import outcome_errors, user_errors
 from stacklo.resolvers.ids import node_id, optional_node_id
@@ -11,7 +15,10 @@ from stacklo.schema.movements import SendMoneyInput, SendMoneyPayload
 
 
 @user_errors(SendMoneyPayload)
-async def send_money(info: Info, input: SendMoneyInput) -> SendMoneyPayload:
+async def send_money(
+    info: Info,
+    input: Annotated[SendMoneyInput, strawberry.argument(description="The transfer.")],
+) -> SendMoneyPayload:
     viewer = await info.context.require_viewer()
     to = input.to
     outcome = await info.context.services.transfers.send(

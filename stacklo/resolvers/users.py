@@ -7,6 +7,7 @@ null, exactly like something that does not exist.
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 import strawberry
 
@@ -14,6 +15,8 @@ from stacklo.domain import ledger, money
 from stacklo.domain.errors import DomainError, ErrorCode
 from stacklo.domain.models import KycStatus, Viewer
 from stacklo.schema.common import (
+    AFTER,
+    FIRST,
     Connection,
     Currency,
     decode_cursor,
@@ -38,10 +41,18 @@ def currencies() -> list[Currency]:
 
 async def users(
     info: Info,
-    first: int | None = None,
-    after: str | None = None,
-    search: str | None = None,
-    kyc_status: KycStatus | None = None,
+    first: Annotated[int | None, FIRST] = None,
+    after: Annotated[str | None, AFTER] = None,
+    search: Annotated[
+        str | None,
+        strawberry.argument(
+            description="Only users whose email, full name or phone number contains this text, "
+            "ignoring case; at most 100 characters (INVALID_INPUT beyond)."
+        ),
+    ] = None,
+    kyc_status: Annotated[
+        KycStatus | None, strawberry.argument(description="Only users with this KYC status.")
+    ] = None,
 ) -> Connection[User]:
     limit = first_arg(info, first)
     key = decode_time_cursor(after)
@@ -62,10 +73,20 @@ async def users(
 
 async def audit_events(
     info: Info,
-    first: int | None = None,
-    after: str | None = None,
-    action: str | None = None,
-    actor_id: strawberry.ID | None = None,
+    first: Annotated[int | None, FIRST] = None,
+    after: Annotated[str | None, AFTER] = None,
+    action: Annotated[
+        str | None,
+        strawberry.argument(
+            description="Only events with exactly this action, e.g. wallet.frozen."
+        ),
+    ] = None,
+    actor_id: Annotated[
+        strawberry.ID | None,
+        strawberry.argument(
+            description="Only events by this user (a User global ID); any other id matches nothing."
+        ),
+    ] = None,
 ) -> Connection[AuditEvent]:
     limit = first_arg(info, first)
     parts = decode_cursor(after, 1)
@@ -88,7 +109,16 @@ async def audit_events(
     )
 
 
-async def transaction(info: Info, reference: str) -> Transaction | None:
+async def transaction(
+    info: Info,
+    reference: Annotated[
+        str,
+        strawberry.argument(
+            description="The public reference, e.g. TXN-7Q2K9F4D; case and surrounding spaces "
+            "do not matter."
+        ),
+    ],
+) -> Transaction | None:
     """By public reference; null unless the viewer may see it."""
     viewer = await info.context.viewer()
     if viewer is None or len(reference) > 32:
@@ -99,7 +129,10 @@ async def transaction(info: Info, reference: str) -> Transaction | None:
 
 
 async def node(
-    info: Info, id: strawberry.ID
+    info: Info,
+    id: Annotated[
+        strawberry.ID, strawberry.argument(description="A global ID, as any object's id gives it.")
+    ],
 ) -> User | Wallet | AuditEvent | Transaction | LedgerEntry | Quote | None:
     """Any object by global ID. A foreign, unknown or malformed id is null, never an error."""
     viewer = await info.context.viewer()

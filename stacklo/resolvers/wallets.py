@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import strawberry
+
 from stacklo.domain.wallets import FreezeWallet, OpenWallet
 from stacklo.resolvers.errors import user_errors
 from stacklo.resolvers.ids import node_id
@@ -16,7 +20,10 @@ from stacklo.schema.movements import (
 
 
 @user_errors(OpenWalletPayload)
-async def open_wallet(info: Info, input: OpenWalletInput) -> OpenWalletPayload:
+async def open_wallet(
+    info: Info,
+    input: Annotated[OpenWalletInput, strawberry.argument(description="The wallet to open.")],
+) -> OpenWalletPayload:
     viewer = await info.context.require_viewer()
     wallet = await info.context.services.wallets.open(
         OpenWallet(user=viewer.user, currency=input.currency, meta=info.context.meta)
@@ -25,7 +32,12 @@ async def open_wallet(info: Info, input: OpenWalletInput) -> OpenWalletPayload:
 
 
 @user_errors(FreezeWalletPayload)
-async def freeze_wallet(info: Info, input: FreezeWalletInput) -> FreezeWalletPayload:
+async def freeze_wallet(
+    info: Info,
+    input: Annotated[
+        FreezeWalletInput, strawberry.argument(description="The wallet, its new state and why.")
+    ],
+) -> FreezeWalletPayload:
     viewer = await info.context.require_viewer()
     wallet = await info.context.services.wallets.freeze(
         FreezeWallet(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import re
 import uuid
 from datetime import datetime
@@ -13,15 +14,36 @@ from typing import Generic, TypeVar
 import strawberry
 from graphql import FloatValueNode, IntValueNode, StringValueNode, ValueNode
 from strawberry import relay
+from strawberry.schema.types.base_scalars import DateTimeDefinition
 
 from stacklo.domain import money
 from stacklo.domain.errors import DomainError, ErrorCode
 from stacklo.domain.models import KycStatus, Role, WalletStatus
+from stacklo.schema import docs
 
-# Domain enums exposed as-is: one source of truth for names and values.
-# (strawberry.enum registers the class in place and returns it unchanged.)
-for _enum in (money.CurrencyCode, money.CurrencyKind, ErrorCode, Role, KycStatus, WalletStatus):
-    strawberry.enum(_enum)
+# Domain enums exposed as-is: one source of truth for names and values. ``described_enum``
+# registers the class in place (returned unchanged) with the words of ``schema/docs.py``.
+docs.described_enum(
+    money.CurrencyCode,
+    "A supported currency: ISO 4217 fiat codes and crypto tickers.",
+    docs.CURRENCY_CODES,
+)
+docs.described_enum(money.CurrencyKind, "Fiat money or a crypto asset.", docs.CURRENCY_KINDS)
+docs.described_enum(
+    ErrorCode,
+    "Why a mutation refused its input (UserError.code). Queries report the same codes as a "
+    "GraphQL error's extensions.code (e.g. INVALID_INPUT for a bad argument).",
+    docs.ERROR_CODES,
+)
+docs.described_enum(
+    Role, "What an account may do; staff rights come from the access policy.", docs.ROLES
+)
+docs.described_enum(
+    KycStatus,
+    "Where a user's identity verification stands; it decides limits and crypto access.",
+    docs.KYC_STATUSES,
+)
+docs.described_enum(WalletStatus, "Whether a wallet may send money.", docs.WALLET_STATUSES)
 CurrencyCode = money.CurrencyCode
 CurrencyKind = money.CurrencyKind
 
@@ -64,18 +86,40 @@ def _parse_decimal_literal(node: ValueNode, variables: object = None) -> Decimal
 # Registered for ``Decimal`` through ``StrawberryConfig.scalar_map`` (stacklo/api.py).
 DECIMAL_SCALAR = strawberry.scalar(
     name="Decimal",
-    description='An exact decimal number, serialised as a string (e.g. "1250.00").',
+    description=(
+        'An exact decimal number, serialised as a string (e.g. "1250.00"). Send it as a string '
+        "in plain notation: ASCII digits, an optional leading minus, at most one point with "
+        "digits on both sides, at most 64 characters; a JSON float, an exponent or anything "
+        "else is BAD_USER_INPUT."
+    ),
     serialize=_serialize_decimal,
     parse_value=_parse_decimal,
     parse_literal=_parse_decimal_literal,
 )
 
+# strawberry's own DateTime (same parsing and serialising), with our words.
+DATETIME_SCALAR = dataclasses.replace(
+    DateTimeDefinition,
+    description=(
+        "A date and time in ISO 8601, e.g. 2025-01-31T09:15:00.123456+00:00. The server "
+        "answers in UTC, offset included; send an offset too (e.g. Z or +01:00)."
+    ),
+)
+
+# The JSON scalar (values pass through unchanged), described without a directive.
+JSON_SCALAR = strawberry.scalar(
+    name="JSON",
+    description="Any JSON value (ECMA-404), passed through as is.",
+    serialize=lambda value: value,
+    parse_value=lambda value: value,
+)
+
 
 @strawberry.type(description="An ISO 4217 or crypto currency and the precision amounts carry.")
 class Currency:
-    code: CurrencyCode
-    name: str
-    kind: CurrencyKind
+    code: CurrencyCode = strawberry.field(description="The currency's code.")
+    name: str = strawberry.field(description='English name, e.g. "Nigerian Naira".')
+    kind: CurrencyKind = strawberry.field(description="Fiat or crypto.")
     decimals: int = strawberry.field(
         description="Digits after the decimal point that amounts in this currency carry."
     )
@@ -86,10 +130,13 @@ class Currency:
         return cls(code=c.code, name=c.name, kind=c.kind, decimals=c.decimals)
 
 
-@strawberry.type(name="Money")
+@strawberry.type(name="Money", description="An amount of one currency.")
 class MoneyType:
-    amount: Decimal
-    currency: CurrencyCode
+    amount: Decimal = strawberry.field(
+        description="Exact, with exactly the currency's decimals "
+        '(e.g. "12.50" in NGN, "0.00150000" in BTC).'
+    )
+    currency: CurrencyCode = strawberry.field(description="The amount's currency.")
 
     @classmethod
     def of(cls, value: money.Money) -> MoneyType:
@@ -97,10 +144,14 @@ class MoneyType:
         return cls(amount=q.amount, currency=q.currency)
 
 
-@strawberry.type
+@strawberry.type(
+    description="Why a mutation did not do what was asked: a business rule refused the input."
+)
 class UserError:
-    code: ErrorCode
-    message: str
+    code: ErrorCode = strawberry.field(description="What went wrong; stable, for programs.")
+    message: str = strawberry.field(
+        description="What went wrong in plain English, for people; wording may change."
+    )
     field: list[str] | None = strawberry.field(
         default=None, description='Path to the input field at fault, e.g. ["input", "amount"].'
     )
@@ -112,27 +163,60 @@ class UserError:
         )
 
 
-@strawberry.type
+@strawberry.type(description="Where a page sits in its list.")
 class PageInfo:
-    has_next_page: bool
-    has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
+    has_next_page: bool = strawberry.field(
+        description="Whether more items follow; fetch them with after: endCursor."
+    )
+    has_previous_page: bool = strawberry.field(
+        description="True when the page was asked for with after, false otherwise."
+    )
+    start_cursor: str | None = strawberry.field(
+        description="Cursor of the first edge; null when the page is empty."
+    )
+    end_cursor: str | None = strawberry.field(
+        description="Cursor of the last edge, to pass as after; null when the page is empty."
+    )
 
 
 NodeT = TypeVar("NodeT")
 
+# Words several inputs and payloads share.
+IDEMPOTENCY_KEY = (
+    "1 to 128 printable characters of the client's choosing, scoped to the viewer. A retry "
+    "with the same key and the same input answers with the first call's transaction and moves "
+    "nothing again; the same key with another input or operation is IDEMPOTENCY_KEY_REUSED. A "
+    "request refused by a business rule leaves its key free."
+)
+AMOUNT = (
+    "Greater than zero, under 10^15, with at most the currency's decimals; never rounded "
+    "(INVALID_INPUT otherwise)."
+)
+USER_ERRORS = "Why the mutation was refused; empty when it succeeded."
 
-@strawberry.type
+# The arguments every connection takes, described once.
+FIRST = strawberry.argument(
+    description="How many items to return: 0 to 100, 20 when omitted (INVALID_INPUT beyond). "
+    "The operation's cost grows with it (QUERY_TOO_COMPLEX past the limit)."
+)
+AFTER = strawberry.argument(
+    description="Return the items after this cursor (an endCursor or edge cursor of this list); "
+    "opaque. A malformed cursor is INVALID_INPUT."
+)
+
+
+@strawberry.type(description="One item of a page and its cursor.")
 class Edge(Generic[NodeT]):
-    cursor: str
-    node: NodeT
+    cursor: str = strawberry.field(
+        description="Opaque; pass it as after to get the items after this one."
+    )
+    node: NodeT = strawberry.field(description="The item.")
 
 
-@strawberry.type
+@strawberry.type(description="One page of a list, newest first (cursor pagination: first, after).")
 class Connection(Generic[NodeT]):
-    page_info: PageInfo
-    edges: list[Edge[NodeT]]
+    page_info: PageInfo = strawberry.field(description="Cursors and whether more items follow.")
+    edges: list[Edge[NodeT]] = strawberry.field(description="The page's items, newest first.")
 
     @classmethod
     def build(

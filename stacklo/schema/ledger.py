@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
+from typing import Annotated
 
 import strawberry
 from strawberry import relay
@@ -15,7 +16,10 @@ from stacklo.domain.errors import DomainError, ErrorCode
 from stacklo.domain.models import WalletStatus
 from stacklo.domain.money import Money
 from stacklo.domain.ports import StatementEntry
+from stacklo.schema import docs
 from stacklo.schema.common import (
+    AFTER,
+    FIRST,
     Connection,
     Currency,
     CurrencyCode,
@@ -27,8 +31,19 @@ from stacklo.schema.common import (
 from stacklo.schema.context import Info
 from stacklo.schema.limits import cost
 
-strawberry.enum(ledger.TransactionKind, name="TransactionKind")
-strawberry.enum(ledger.TransactionStatus, name="TransactionStatus")
+docs.described_enum(
+    ledger.TransactionKind,
+    "What a transaction does.",
+    docs.TRANSACTION_KINDS,
+    name="TransactionKind",
+)
+docs.described_enum(
+    ledger.TransactionStatus,
+    "Where a transaction stands: CREATED, then PROCESSING, then COMPLETED, FAILED or "
+    "CANCELLED (final); a transaction settled at once skips PROCESSING.",
+    docs.TRANSACTION_STATUSES,
+    name="TransactionStatus",
+)
 
 
 def first_arg(info: Info, first: int | None) -> int:
@@ -36,18 +51,23 @@ def first_arg(info: Info, first: int | None) -> int:
     return page_size(first, s.default_page_size, s.max_page_size)
 
 
-@strawberry.type
+@strawberry.type(
+    description="A user's money in one currency. Visible to its owner and to staff (SUPPORT, "
+    "ADMIN)."
+)
 class Wallet(relay.Node):
     id: relay.NodeID[str]
-    status: WalletStatus
-    created_at: datetime
+    status: WalletStatus = strawberry.field(
+        description="ACTIVE, or FROZEN: it still receives but cannot send, withdraw or convert."
+    )
+    created_at: datetime = strawberry.field(description="When the wallet was opened.")
     _wallet: strawberry.Private[models.Wallet]
 
     @classmethod
     def of(cls, w: models.Wallet) -> Wallet:
         return cls(id=str(w.id), status=w.status, created_at=w.created_at, _wallet=w)
 
-    @strawberry.field
+    @strawberry.field(description="The wallet's currency and how many decimals its amounts carry.")
     def currency(self) -> Currency:
         return Currency.of(self._wallet.currency)
 
@@ -67,7 +87,10 @@ class Wallet(relay.Node):
 
     @strawberry.field(description="The wallet's statement, newest first, with the running balance.")
     async def entries(
-        self, info: Info, first: int | None = None, after: str | None = None
+        self,
+        info: Info,
+        first: Annotated[int | None, FIRST] = None,
+        after: Annotated[str | None, AFTER] = None,
     ) -> Connection[LedgerEntry]:
         limit = first_arg(info, first)
         parts = decode_cursor(after, 1)
@@ -84,73 +107,108 @@ class Wallet(relay.Node):
         )
 
 
-@strawberry.enum
+@strawberry.enum(description="Which way a ledger entry moved its account's balance.")
 class EntryDirection(Enum):
-    DEBIT = "DEBIT"
-    CREDIT = "CREDIT"
+    DEBIT = strawberry.enum_value("DEBIT", description="Money left the account.")
+    CREDIT = strawberry.enum_value("CREDIT", description="Money arrived in the account.")
 
 
-@strawberry.input
+@strawberry.input(description="Narrows a list of transactions; every condition given must hold.")
 class TransactionFilter:
-    kinds: list[ledger.TransactionKind] | None = None
-    statuses: list[ledger.TransactionStatus] | None = None
-    currency: CurrencyCode | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
+    kinds: list[ledger.TransactionKind] | None = strawberry.field(
+        default=None, description="Any of these kinds; every kind when null or empty."
+    )
+    statuses: list[ledger.TransactionStatus] | None = strawberry.field(
+        default=None, description="Any of these statuses; every status when null or empty."
+    )
+    currency: CurrencyCode | None = strawberry.field(
+        default=None,
+        description="Only transactions whose amount is in this currency (for a conversion, "
+        "the source currency).",
+    )
+    created_after: datetime | None = strawberry.field(
+        default=None, description="Only transactions created at or after this time."
+    )
+    created_before: datetime | None = strawberry.field(
+        default=None, description="Only transactions created before this time (exclusive)."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="One step of a transaction's status history.")
 class TransactionStatusChange:
-    status: ledger.TransactionStatus
-    at: datetime
-    reason: str | None
+    status: ledger.TransactionStatus = strawberry.field(description="The status reached.")
+    at: datetime = strawberry.field(description="When it was reached.")
+    reason: str | None = strawberry.field(
+        description="Why, in plain English, for a FAILED or CANCELLED step; null otherwise."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The other party of a transaction, as much as the viewer may know.")
 class Counterparty:
-    display_name: str
+    display_name: str = strawberry.field(
+        description='First name and last initial, e.g. "Ada O."; a one-word name as it is.'
+    )
     email: str | None = strawberry.field(description="Masked, e.g. a***@example.com.")
 
 
-@strawberry.type
+@strawberry.type(
+    description="One leg of a transaction on one account: a line of a wallet's statement. "
+    "Visible to the wallet's owner; staff (SUPPORT, ADMIN) see every leg, platform accounts "
+    "included."
+)
 class LedgerEntry(relay.Node):
     id: relay.NodeID[str]
-    created_at: datetime
+    created_at: datetime = strawberry.field(description="When it was posted.")
     _entry: strawberry.Private[StatementEntry]
 
     @classmethod
     def of(cls, e: StatementEntry) -> LedgerEntry:
         return cls(id=str(e.id), created_at=e.created_at, _entry=e)
 
-    @strawberry.field
+    @strawberry.field(description="CREDIT when money arrived, DEBIT when it left.")
     def direction(self) -> EntryDirection:
         return EntryDirection.CREDIT if self._entry.amount > 0 else EntryDirection.DEBIT
 
-    @strawberry.field
+    @strawberry.field(description="How much moved, always positive; direction gives the sign.")
     def amount(self) -> MoneyType:
         return MoneyType.of(Money(abs(self._entry.amount), self._entry.currency))
 
-    @strawberry.field
+    @strawberry.field(description="The account's balance right after this entry.")
     def balance_after(self) -> MoneyType:
         return MoneyType.of(Money(self._entry.balance_after, self._entry.currency))
 
-    @strawberry.field
+    @strawberry.field(description="The transaction this entry is a leg of.")
     async def transaction(self, info: Info) -> Transaction:
         tx = await info.context.loaders.transactions.load(self._entry.transaction_id)
         assert tx is not None
         return Transaction.of(tx)
 
 
-@strawberry.type
+@strawberry.type(
+    description="One money movement on the ledger; its entries sum to zero per currency. "
+    "Visible to the owners of its wallets and to staff (SUPPORT, ADMIN)."
+)
 class Transaction(relay.Node):
     id: relay.NodeID[str]
-    reference: str = strawberry.field(description="Public reference, e.g. TXN-7Q2K9F4D.")
-    kind: ledger.TransactionKind
-    status: ledger.TransactionStatus
-    description: str | None
-    failure_reason: str | None
-    created_at: datetime
-    completed_at: datetime | None
+    reference: str = strawberry.field(
+        description="Public reference, e.g. TXN-7Q2K9F4D. Unique; look it up with "
+        "transaction(reference)."
+    )
+    kind: ledger.TransactionKind = strawberry.field(description="What the transaction does.")
+    status: ledger.TransactionStatus = strawberry.field(
+        description="Where it stands; COMPLETED, FAILED and CANCELLED are final."
+    )
+    description: str | None = strawberry.field(
+        description='A label: "Deposit", "Withdrawal", the sender\'s note on a transfer (null '
+        'without one), or e.g. "NGN to USD" on a conversion.'
+    )
+    failure_reason: str | None = strawberry.field(
+        description="Why it failed or was cancelled, in plain English; null otherwise."
+    )
+    created_at: datetime = strawberry.field(description="When it was created.")
+    completed_at: datetime | None = strawberry.field(
+        description="When it completed; null unless status is COMPLETED."
+    )
     _tx: strawberry.Private[ledger.Transaction]
 
     @classmethod
@@ -167,26 +225,39 @@ class Transaction(relay.Node):
             _tx=t,
         )
 
-    @strawberry.field(description="What left the source wallet (or, for a deposit, what arrived).")
+    @strawberry.field(
+        description="What left the source wallet (or, for a deposit, what arrived). Fee included."
+    )
     def amount(self) -> MoneyType:
         return MoneyType.of(self._tx.money)
 
-    @strawberry.field
+    @strawberry.field(
+        description="The platform's fee, in amount's currency and part of amount; zero when "
+        "there is none (transfers in one currency, deposits, withdrawals)."
+    )
     def fee(self) -> MoneyType:
         return MoneyType.of(Money(self._tx.fee, self._tx.currency))
 
-    @strawberry.field(description="What the target received when currencies differ.")
+    @strawberry.field(
+        description="What the target received when currencies differ; null when they do not."
+    )
     def converted_amount(self) -> MoneyType | None:
         t = self._tx
         if t.converted_amount is None or t.converted_currency is None:
             return None
         return MoneyType.of(Money(t.converted_amount, t.converted_currency))
 
-    @strawberry.field
+    @strawberry.field(
+        description="Target units per source unit that was applied (the quote's rate); null "
+        "when currencies do not differ."
+    )
     def exchange_rate(self) -> Decimal | None:
         return self._tx.exchange_rate
 
-    @strawberry.field(metadata=cost(size=4))
+    @strawberry.field(
+        metadata=cost(size=4),
+        description="Every status the transaction has had, oldest first, with when and why.",
+    )
     async def status_history(self, info: Info) -> list[TransactionStatusChange]:
         changes = await info.context.loaders.history.load(self._tx.id)
         return [TransactionStatusChange(status=c.status, at=c.at, reason=c.reason) for c in changes]
@@ -203,7 +274,11 @@ class Transaction(relay.Node):
         own = {w.id for w in await info.context.loaders.wallets_by_user.load(viewer.user.id)}
         return [LedgerEntry.of(e) for e in found if e.wallet_id in own]
 
-    @strawberry.field
+    @strawberry.field(
+        description="The other party when money moved between two wallets: the recipient "
+        "when the viewer owns the source wallet, else the sender. Null for deposits and "
+        "withdrawals."
+    )
     async def counterparty(self, info: Info) -> Counterparty | None:
         """The other person of a transfer, seen from the viewer's side."""
         t = self._tx
@@ -229,16 +304,24 @@ class Transaction(relay.Node):
         )
 
 
+_EVENT_CURSOR = (
+    "This event's place in the stream, opaque: pass the last one received as after when "
+    "subscribing again."
+)
+
+
 @strawberry.type(description="A transaction's change, pushed to a subscriber.")
 class TransactionEvent:
-    cursor: str
-    transaction: Transaction
+    cursor: str = strawberry.field(description=_EVENT_CURSOR)
+    transaction: Transaction = strawberry.field(
+        description="The transaction as this change left it."
+    )
 
 
 @strawberry.type(description="A wallet's change, pushed to a subscriber.")
 class WalletEvent:
-    cursor: str
-    wallet: Wallet
+    cursor: str = strawberry.field(description=_EVENT_CURSOR)
+    wallet: Wallet = strawberry.field(description="The wallet as this change left it.")
 
 
 async def wallet_owners(info: Info, tx: ledger.Transaction) -> list[uuid.UUID | None]:

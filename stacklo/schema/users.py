@@ -13,6 +13,9 @@ from strawberry.scalars import JSON
 from stacklo.domain import models
 from stacklo.domain.models import KycStatus, Role
 from stacklo.schema.common import (
+    AFTER,
+    FIRST,
+    USER_ERRORS,
     Connection,
     CurrencyCode,
     UserError,
@@ -25,15 +28,24 @@ from stacklo.schema.ledger import Transaction, TransactionFilter, Wallet, first_
 from stacklo.schema.limits import cost
 
 
-@strawberry.type
+@strawberry.type(
+    description="A person's account. Visible to the person and to staff (SUPPORT, ADMIN)."
+)
 class User(relay.Node):
     id: relay.NodeID[str]
-    email: str
-    full_name: str
-    phone_number: str | None
-    roles: list[Role]
-    kyc_status: KycStatus
-    created_at: datetime
+    email: str = strawberry.field(description="The sign-in email, lowercased.")
+    full_name: str = strawberry.field(description="The name given at sign-up.")
+    phone_number: str | None = strawberry.field(
+        description="International format, e.g. +2348012345678; null when none was given."
+    )
+    roles: list[Role] = strawberry.field(
+        description="What the account may do; CUSTOMER for every account from signUp."
+    )
+    kyc_status: KycStatus = strawberry.field(
+        description="Identity verification: until VERIFIED, daily send-and-withdraw caps apply "
+        "and crypto cannot be quoted."
+    )
+    created_at: datetime = strawberry.field(description="When the account was created.")
 
     @classmethod
     def of(cls, u: models.User) -> User:
@@ -47,30 +59,47 @@ class User(relay.Node):
             created_at=u.created_at,
         )
 
-    @strawberry.field(metadata=cost(size=len(CurrencyCode)))
+    @strawberry.field(
+        metadata=cost(size=len(CurrencyCode)),
+        description="The user's wallets, oldest first; at most one per currency.",
+    )
     async def wallets(self, info: Info) -> list[Wallet]:
         found = await info.context.loaders.wallets_by_user.load(uuid.UUID(self.id))
         return [Wallet.of(w) for w in found]
 
-    @strawberry.field
-    async def wallet(self, info: Info, currency: CurrencyCode) -> Wallet | None:
+    @strawberry.field(description="The user's wallet in a currency, or null when there is none.")
+    async def wallet(
+        self,
+        info: Info,
+        currency: Annotated[CurrencyCode, strawberry.argument(description="The currency.")],
+    ) -> Wallet | None:
         found = await info.context.loaders.wallets_by_user.load(uuid.UUID(self.id))
         return next((Wallet.of(w) for w in found if w.currency is currency), None)
 
-    @strawberry.field(description="Holdings valued at mid rates in the valuation currency.")
+    @strawberry.field(
+        description="Holdings valued at mid rates in the valuation currency. Without exchange "
+        "rates it is PROVIDER_UNAVAILABLE."
+    )
     async def portfolio(
-        self, info: Info, valuation_currency: CurrencyCode = CurrencyCode.NGN
+        self,
+        info: Info,
+        valuation_currency: Annotated[
+            CurrencyCode, strawberry.argument(description="The currency to value the wallets in.")
+        ] = CurrencyCode.NGN,
     ) -> Portfolio:
         found = await info.context.loaders.wallets_by_user.load(uuid.UUID(self.id))
         return Portfolio.of(await info.context.services.rates.portfolio(found, valuation_currency))
 
-    @strawberry.field
+    @strawberry.field(description="Transactions touching any of the user's wallets, newest first.")
     async def transactions(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        filter: TransactionFilter | None = None,
+        first: Annotated[int | None, FIRST] = None,
+        after: Annotated[str | None, AFTER] = None,
+        filter: Annotated[
+            TransactionFilter | None,
+            strawberry.argument(description="Only the transactions that match; all when null."),
+        ] = None,
     ) -> Connection[Transaction]:
         limit = first_arg(info, first)
         key = decode_time_cursor(after)
@@ -96,17 +125,25 @@ class User(relay.Node):
         )
 
 
-@strawberry.type
+@strawberry.type(
+    description="A recorded action: who did what to what, from where. Staff only (SUPPORT, ADMIN)."
+)
 class AuditEvent(relay.Node):
     id: relay.NodeID[str]
     action: str = strawberry.field(
-        description="e.g. user.login, transfer.completed, wallet.frozen."
+        description="What happened, e.g. user.logged_in, transfer.completed, wallet.frozen."
     )
-    target_type: str | None
-    target_id: str | None
-    ip_address: str | None
-    metadata: JSON
-    created_at: datetime
+    target_type: str | None = strawberry.field(
+        description='The kind of object acted on, e.g. "User", "Wallet", "Transaction", "Session".'
+    )
+    target_id: str | None = strawberry.field(
+        description="The object acted on: its UUID, or a transaction's reference."
+    )
+    ip_address: str | None = strawberry.field(
+        description="The client address of the request; null when unknown."
+    )
+    metadata: JSON = strawberry.field(description="Details that depend on action; a JSON object.")
+    created_at: datetime = strawberry.field(description="When it was recorded.")
     actor_id: strawberry.Private[uuid.UUID | None]
 
     @classmethod
@@ -124,7 +161,10 @@ class AuditEvent(relay.Node):
             actor_id=e.actor_id,
         )
 
-    @strawberry.field
+    @strawberry.field(
+        description="Who acted; null when nobody known did (a provider's event, a log-in "
+        "attempt for an unknown email)."
+    )
     async def actor(self, info: Info) -> User | None:
         if self.actor_id is None:
             return None
@@ -136,52 +176,84 @@ UserConnection = Connection[User]
 AuditEventConnection = Connection[AuditEvent]
 
 
-@strawberry.type
+@strawberry.type(description="A sign-in session's tokens.")
 class Session:
-    access_token: str
-    refresh_token: str
-    token_type: str
-    expires_at: datetime
+    access_token: str = strawberry.field(
+        description="A JWT to send as Authorization: Bearer <accessToken>, valid until "
+        "expiresAt (15 minutes by default) unless the session ends first."
+    )
+    refresh_token: str = strawberry.field(
+        description="Opaque and single-use: trade it with refreshSession for new tokens. It "
+        "works until the session ends (30 days after sign-in by default). Keep it secret."
+    )
+    token_type: str = strawberry.field(description='Always "Bearer".')
+    expires_at: datetime = strawberry.field(description="When accessToken expires.")
 
 
-@strawberry.input
+_PASSWORD = (
+    "10 to 256 characters, not only digits, and neither the email nor its local part "
+    "(WEAK_PASSWORD; INVALID_INPUT past 256)."
+)
+
+
+@strawberry.input(description="A new account.")
 class SignUpInput:
-    email: str
-    password: str
-    full_name: str
-    phone_number: str | None = None
-    home_currency: Annotated[
-        CurrencyCode, strawberry.argument(description="Currency of the wallet opened at sign-up.")
-    ] = CurrencyCode.NGN
+    email: str = strawberry.field(
+        description="A valid address, at most 254 characters, stored lowercased (INVALID_INPUT "
+        "otherwise; EMAIL_TAKEN when it has an account)."
+    )
+    password: str = strawberry.field(description=_PASSWORD)
+    full_name: str = strawberry.field(
+        description="1 to 120 characters once trimmed, no control characters."
+    )
+    phone_number: str | None = strawberry.field(
+        default=None,
+        description="International format, e.g. +2348012345678 (spaces, dots, dashes and "
+        "brackets are dropped); one account per number (INVALID_INPUT when taken).",
+    )
+    home_currency: CurrencyCode = strawberry.field(
+        default=CurrencyCode.NGN, description="Currency of the wallet opened at sign-up."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="Credentials to sign in with.")
 class LogInInput:
-    email: str
-    password: str
+    email: str = strawberry.field(description="The account's email, in any case.")
+    password: str = strawberry.field(description="The account's password.")
 
 
-@strawberry.input
+@strawberry.input(description="The refresh token to trade.")
 class RefreshSessionInput:
-    refresh_token: str
+    refresh_token: str = strawberry.field(
+        description="The latest refresh token of the session; an older one ends the session "
+        "(INVALID_TOKEN)."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="The session to end.")
 class LogOutInput:
-    refresh_token: str
+    refresh_token: str = strawberry.field(description="A refresh token of the session.")
 
 
-@strawberry.input
+@strawberry.input(description="The viewer's current and new password.")
 class ChangePasswordInput:
-    current_password: str
-    new_password: str
+    current_password: str = strawberry.field(
+        description="The password now (INVALID_CREDENTIALS when wrong)."
+    )
+    new_password: str = strawberry.field(
+        description="The same rules as signUp's password, and not the current one (WEAK_PASSWORD)."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The answer to signUp, logIn and refreshSession.")
 class AuthPayload:
-    session: Session | None = None
-    user: User | None = None
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
+    session: Session | None = strawberry.field(
+        default=None, description="The new tokens; null when refused."
+    )
+    user: User | None = strawberry.field(
+        default=None, description="The signed-in user; null when refused."
+    )
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description=USER_ERRORS)
 
     @classmethod
     def of(cls, issued: models.IssuedSession) -> AuthPayload:
@@ -196,26 +268,35 @@ class AuthPayload:
         )
 
 
-@strawberry.type
+@strawberry.type(description="The answer to logOut.")
 class LogOutPayload:
-    success: bool = False
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
+    success: bool = strawberry.field(default=False, description="True when the session was ended.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description=USER_ERRORS)
 
 
-@strawberry.type
+@strawberry.type(description="The answer to changePassword.")
 class ChangePasswordPayload:
-    success: bool = False
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
+    success: bool = strawberry.field(
+        default=False, description="True when the password was changed."
+    )
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description=USER_ERRORS)
 
 
-@strawberry.input
+@strawberry.input(description="A staff decision on a user's identity.")
 class ReviewKycInput:
-    user_id: strawberry.ID
-    approve: bool
-    reason: str | None = None
+    user_id: strawberry.ID = strawberry.field(
+        description="The user to review (a User global ID); not the reviewer's own."
+    )
+    approve: bool = strawberry.field(description="true sets VERIFIED, false REJECTED.")
+    reason: str | None = strawberry.field(
+        default=None,
+        description="Why; required to reject, at most 500 characters, kept in the audit log.",
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The answer to reviewKyc.")
 class ReviewKycPayload:
-    user: User | None = None
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
+    user: User | None = strawberry.field(
+        default=None, description="The user with the new kycStatus; null when refused."
+    )
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description=USER_ERRORS)

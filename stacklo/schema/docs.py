@@ -1,0 +1,223 @@
+"""What the schema says about each value of the domain's own enums.
+
+The domain (``stacklo/domain``) knows nothing of GraphQL, so its enums carry no descriptions.
+They are registered on the schema side with ``described_enum``, which registers the class with
+strawberry as usual and then sets each value's description from a mapping here. The words
+reach introspection and the printed SDL alike (strawberry builds both from the same values).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from enum import Enum
+from typing import TypeVar
+
+import strawberry
+from strawberry.types.enum import has_enum_definition
+
+from stacklo.domain.errors import ErrorCode
+from stacklo.domain.fx import QuoteStatus
+from stacklo.domain.ledger import TransactionKind, TransactionStatus
+from stacklo.domain.models import KycStatus, Role, WalletStatus
+from stacklo.domain.money import CurrencyCode, CurrencyKind
+
+E = TypeVar("E", bound=Enum)
+
+
+def described_enum(
+    cls: type[E], description: str, values: Mapping[E, str], name: str | None = None
+) -> type[E]:
+    """Register ``cls`` as a GraphQL enum with a description for the type and each value.
+
+    A value missing from ``values`` is left undescribed (tests/unit/test_schema_docs.py names
+    it); a key that is not a member of ``cls`` is a mistake and fails at import.
+    """
+    foreign = [key for key in values if not isinstance(key, cls)]
+    if foreign:
+        raise TypeError(f"{cls.__name__} has no values {foreign!r}")
+    registered: object = strawberry.enum(cls, name=name, description=description)
+    assert has_enum_definition(registered)
+    definition = registered.__strawberry_definition__
+    definition.values = [
+        dataclasses.replace(value, description=values.get(cls(value.value)))
+        for value in definition.values
+    ]
+    return cls
+
+
+CURRENCY_CODES: Mapping[CurrencyCode, str] = {
+    CurrencyCode.NGN: "Nigerian naira; fiat, 2 decimals.",
+    CurrencyCode.USD: "US dollar; fiat, 2 decimals.",
+    CurrencyCode.GBP: "Pound sterling; fiat, 2 decimals.",
+    CurrencyCode.EUR: "Euro; fiat, 2 decimals.",
+    CurrencyCode.BTC: "Bitcoin; crypto, 8 decimals.",
+    CurrencyCode.ETH: "Ether; crypto, 18 decimals.",
+    CurrencyCode.USDT: "Tether USD; crypto, 6 decimals.",
+}
+
+CURRENCY_KINDS: Mapping[CurrencyKind, str] = {
+    CurrencyKind.FIAT: (
+        "Government-issued money. Only fiat wallets can take deposits and withdrawals "
+        "(the bank rail)."
+    ),
+    CurrencyKind.CRYPTO: (
+        "A crypto asset. Bought and sold against fiat only; quotes involving crypto need "
+        "kycStatus VERIFIED."
+    ),
+}
+
+ERROR_CODES: Mapping[ErrorCode, str] = {
+    ErrorCode.INVALID_INPUT: (
+        "A value is malformed or out of range: an amount with more decimals than its currency, "
+        "an oversized or empty text, a bad cursor, an unsupported currency pair."
+    ),
+    ErrorCode.NOT_FOUND: (
+        "The object does not exist or is not the viewer's; the two are answered alike. "
+        "Malformed ids and ids of another type are NOT_FOUND too."
+    ),
+    ErrorCode.EMAIL_TAKEN: "signUp: an account with this email already exists.",
+    ErrorCode.INVALID_CREDENTIALS: (
+        "logIn: unknown email or wrong password (answered alike); changePassword: wrong "
+        "current password."
+    ),
+    ErrorCode.WEAK_PASSWORD: (
+        "The password is under 10 characters, only digits, the email or its local part, or "
+        "(changePassword) the same as the current one."
+    ),
+    ErrorCode.INVALID_TOKEN: (
+        "The refresh token is unknown, expired, revoked or already used. Reusing a rotated "
+        "token also ends its whole session."
+    ),
+    ErrorCode.KYC_REQUIRED: (
+        "Creating or spending a quote with a crypto currency (createQuote, convert, sendMoney "
+        "with quoteId) needs kycStatus VERIFIED."
+    ),
+    ErrorCode.INSUFFICIENT_FUNDS: (
+        "The source wallet's available balance (balance minus held) does not cover the "
+        "amount, or there is no wallet to convert from."
+    ),
+    ErrorCode.WALLET_FROZEN: (
+        "The source wallet is frozen: it can receive but cannot send, withdraw or convert."
+    ),
+    ErrorCode.WALLET_EXISTS: "openWallet: the viewer already has a wallet in this currency.",
+    ErrorCode.CURRENCY_MISMATCH: (
+        "A wallet's currency does not match the quote: the sender's must be its source "
+        "currency and the recipient's its target currency."
+    ),
+    ErrorCode.LIMIT_EXCEEDED: (
+        "A limit was hit: the daily send-and-withdraw cap before KYC, a quote's minimum or "
+        "maximum amount (or nothing left after fees), or the largest balance the ledger holds."
+    ),
+    ErrorCode.QUOTE_REQUIRED: (
+        "sendMoney: the recipient's wallet is in another currency; create a quote and pass quoteId."
+    ),
+    ErrorCode.QUOTE_EXPIRED: "The quote's expiresAt has passed; create a new one.",
+    ErrorCode.QUOTE_ALREADY_USED: "The quote was already spent; each quote is spent once.",
+    ErrorCode.IDEMPOTENCY_KEY_REUSED: (
+        "The viewer already used this idempotencyKey for a different operation or input."
+    ),
+    ErrorCode.PROVIDER_UNAVAILABLE: (
+        "The payment provider or the rate feed cannot serve the request now (no rates, or "
+        "rates too old to quote); try again shortly."
+    ),
+    ErrorCode.CREDIT_DECLINED: (
+        "A credit application was declined. No operation in this schema returns it."
+    ),
+    ErrorCode.CREDIT_LIMIT_EXCEEDED: (
+        "The amount is over the available credit. No operation in this schema returns it."
+    ),
+    ErrorCode.INVALID_STATE: (
+        "The object's current state does not allow the change, e.g. a finished transaction "
+        "changing status."
+    ),
+}
+
+ROLES: Mapping[Role, str] = {
+    Role.CUSTOMER: "Every account from signUp: its own data and money only.",
+    Role.MERCHANT: "A merchant account. No operation in this schema grants or needs it.",
+    Role.SUPPORT: (
+        "Staff: may read users, customer wallets, every transaction and ledger entry, the "
+        "audit log and platformActivity, and introspect the schema where that is staff-only."
+    ),
+    Role.ADMIN: "Staff: everything SUPPORT may, plus freezeWallet and reviewKyc.",
+}
+
+KYC_STATUSES: Mapping[KycStatus, str] = {
+    KycStatus.PENDING: (
+        "Identity not verified yet (every new account). Daily send-and-withdraw caps apply "
+        "and crypto cannot be quoted."
+    ),
+    KycStatus.SUBMITTED: "Identity documents await review. Treated as unverified.",
+    KycStatus.VERIFIED: (
+        "Identity approved by staff: no daily cap, and crypto can be bought and sold."
+    ),
+    KycStatus.REJECTED: (
+        "Identity rejected by staff. Treated as unverified; staff may review it again."
+    ),
+}
+
+WALLET_STATUSES: Mapping[WalletStatus, str] = {
+    WalletStatus.ACTIVE: "The wallet can send, receive, withdraw and convert.",
+    WalletStatus.FROZEN: (
+        "Frozen by staff: it still receives transfers, deposits and conversions, but cannot "
+        "send, withdraw or convert from (WALLET_FROZEN)."
+    ),
+}
+
+TRANSACTION_KINDS: Mapping[TransactionKind, str] = {
+    TransactionKind.DEPOSIT: "Money paid in through the payment provider (startDeposit).",
+    TransactionKind.WITHDRAWAL: "Money paid out to a bank account (requestWithdrawal).",
+    TransactionKind.TRANSFER: (
+        "Money sent to another wallet with sendMoney, in one currency or across two at a quote."
+    ),
+    TransactionKind.EXCHANGE: "A conversion (convert) between two fiat currencies.",
+    TransactionKind.CRYPTO_BUY: "A conversion (convert) from fiat into crypto.",
+    TransactionKind.CRYPTO_SELL: "A conversion (convert) from crypto into fiat.",
+    TransactionKind.CHECKOUT_PAYMENT: (
+        "A payment to a merchant at checkout. No operation in this schema creates one."
+    ),
+    TransactionKind.INSTALLMENT_REPAYMENT: (
+        "A repayment of an installment plan. No operation in this schema creates one."
+    ),
+    TransactionKind.LATE_FEE: (
+        "A fee for a late installment. No operation in this schema creates one."
+    ),
+    TransactionKind.SETTLEMENT: (
+        "A payout of a merchant's sales. No operation in this schema creates one."
+    ),
+    TransactionKind.REFUND: (
+        "Money returned for a checkout payment. No operation in this schema creates one."
+    ),
+    TransactionKind.ADJUSTMENT: (
+        "A manual correction by the platform. No operation in this schema creates one."
+    ),
+}
+
+TRANSACTION_STATUSES: Mapping[TransactionStatus, str] = {
+    TransactionStatus.CREATED: (
+        "Recorded. Every statusHistory starts with it; every operation in this schema moves "
+        "the transaction on from it in the same step."
+    ),
+    TransactionStatus.PROCESSING: (
+        "Waiting for the payment provider: a deposit until it is paid, a withdrawal (its "
+        "amount held) until it is paid out. No money has moved yet."
+    ),
+    TransactionStatus.COMPLETED: (
+        "Settled: the ledger entries are posted. Final; completedAt is set."
+    ),
+    TransactionStatus.FAILED: (
+        "Did not go through: nothing moved and any hold was released. Final; failureReason "
+        "says why."
+    ),
+    TransactionStatus.CANCELLED: (
+        "Stopped before it settled: nothing moved. Final; failureReason says why. No "
+        "operation in this schema cancels a transaction."
+    ),
+}
+
+QUOTE_STATUSES: Mapping[QuoteStatus, str] = {
+    QuoteStatus.ACTIVE: "Can be spent once by convert or sendMoney until expiresAt.",
+    QuoteStatus.USED: "Spent by a conversion or transfer; it cannot be spent again.",
+    QuoteStatus.EXPIRED: "expiresAt has passed without the quote being spent.",
+}
