@@ -4,8 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 ASSETS := stacklo/graphiql/vendor/.installed
+CLIENTS := tests/clients/node_modules/.installed
+# Where `make run` listens: `make run PORT=8080`, `make run HOST=0.0.0.0`.
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
-.PHONY: install run test lint format pytest lock schema clean
+.PHONY: install run test lint format pytest lock schema clean browser
 
 # Exactly the versions in requirements.lock (hash-checked), then stacklo itself on top of them.
 $(INSTALLED): pyproject.toml requirements.lock
@@ -28,17 +32,29 @@ $(ASSETS): stacklo/graphiql/package.json stacklo/graphiql/package-lock.json
 	npm ci --prefix stacklo/graphiql --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The real clients the test suite drives (Apollo Client, graphql-http, playwright-core).
+$(CLIENTS): tests/clients/package.json tests/clients/package-lock.json
+	npm ci --prefix tests/clients --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Headless Chromium for the browser tests: the distribution's package, installed if missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+		{ echo "installing chromium (browser tests)"; \
+		  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+		  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium >/dev/null; }
+
 install: $(INSTALLED) $(ASSETS)
 
 run: install
-	$(BIN)/stacklo serve
+	$(BIN)/stacklo serve --host $(HOST) --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check stacklo tests bench migrations
 	$(BIN)/ruff format --check stacklo tests bench migrations
 	$(BIN)/mypy stacklo
 
-pytest: install
+pytest: install $(CLIENTS) browser
 	$(BIN)/pytest
 
 test: lint pytest
@@ -48,4 +64,5 @@ format: install
 	$(BIN)/ruff check --fix stacklo tests bench migrations
 
 clean:
-	rm -rf $(VENV) stacklo/graphiql/node_modules stacklo/graphiql/vendor .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) stacklo/graphiql/node_modules stacklo/graphiql/vendor tests/clients/node_modules \
+		.mypy_cache .ruff_cache .pytest_cache

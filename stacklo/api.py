@@ -26,6 +26,7 @@ from stacklo.resolvers import realtime as realtime_resolvers
 from stacklo.resolvers import transfers as transfer_resolvers
 from stacklo.resolvers import users as user_resolvers
 from stacklo.resolvers import wallets as wallet_resolvers
+from stacklo.schema.budget import CostBudget
 from stacklo.schema.common import (
     DATETIME_SCALAR,
     DECIMAL_SCALAR,
@@ -320,6 +321,8 @@ schema = QuietSchema(
         observe_operation,
         # Bounds each operation before validation, then validates (cached by document).
         OperationLimits,
+        # Charges the caller's cost buckets once OperationLimits has measured and validated.
+        CostBudget,
         CachedParse,
     ],
 )

@@ -6,11 +6,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import functools
+import ipaddress
 import os
 import signal
 import socket
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from stacklo.config import Settings
 
@@ -101,7 +104,7 @@ def serve(args: argparse.Namespace) -> int:
     # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler that kills
     # the process before atexit runs, leaving the embedded PostgreSQL behind. Exit instead.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    uvicorn.run(
+    config = uvicorn.Config(
         "stacklo.app:app_from_env",
         factory=True,
         host=args.host,
@@ -118,7 +121,42 @@ def serve(args: argparse.Namespace) -> int:
         # A socket message is a request body: the same bound (a larger one closes with 1009).
         ws_max_size=settings.max_body_bytes,
     )
+    announce = functools.partial(_announce, args.host, args.port, settings)
+    if args.workers == 1:
+
+        class Announcing(uvicorn.Server):
+            async def startup(self, sockets: Any = None) -> None:
+                await super().startup(sockets)
+                if self.started:  # the socket is bound: say where
+                    announce()
+
+        server = Announcing(config)
+        server.run()
+        return 0 if server.started else 3  # uvicorn's own exit code for a failed start
+    # What uvicorn.run does for several workers, with the announcement once the port is bound.
+    from uvicorn.supervisors import Multiprocess
+
+    sock = config.bind_socket()
+    announce()
+    Multiprocess(config, sockets=[sock]).run()
     return 0
+
+
+def _announce(host: str, port: int, settings: Settings) -> None:
+    """Where to point a browser or a client: one line for people, one JSON log line."""
+    from stacklo.observability import configure_logging, log
+
+    configure_logging(settings.log_level, settings.log_json)
+    try:
+        everywhere = ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        everywhere = False
+    shown = "localhost" if everywhere else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    url = f"http://{shown}:{port}/graphql"
+    ide = "open it in a browser for GraphiQL" if settings.graphiql_enabled else "GraphiQL is off"
+    print(f"Stacklo is listening on {url} ({ide}; WebSocket: ws{url[4:]})", file=sys.stderr)
+    log.info("listening", url=url, host=host, port=port, graphiql=settings.graphiql_enabled)
 
 
 def worker(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from limits import RateLimitItem, parse
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from stacklo.domain.fx import (
@@ -138,6 +138,8 @@ class Settings(BaseSettings):
     # Bytes a request body may have: GraphQL JSON and webhooks; multipart uploads their own.
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=11 * 1024 * 1024, ge=1024)
+    # Responses at least this large are gzipped when the client accepts it.
+    gzip_min_bytes: int = Field(default=1024, ge=0)
     # Schema introspection and GraphiQL: public, staff only, or off. Default: public, except
     # in production (staff only, and no GraphiQL page).
     introspection: Literal["public", "staff", "off"] | None = None
@@ -168,6 +170,14 @@ class Settings(BaseSettings):
     # Origin check); comma-separated, e.g. https://app.example.com. Default: the usual local
     # front-end development servers, except in production (none).
     cors_origins: Annotated[list[str] | None, NoDecode] = None
+
+    # Cost budgets (stacklo/domain/budget.py): each operation takes its requested cost from
+    # its caller's bucket (the user's; the client address's when anonymous), which refills at
+    # a steady rate; each mutation that moves money also takes a point from a smaller bucket.
+    cost_bucket_size: int = Field(default=5000, ge=10)
+    cost_restore_per_second: float = Field(default=100.0, gt=0)
+    money_bucket_size: int = Field(default=10, ge=1)
+    money_restore_per_second: float = Field(default=0.2, gt=0)
 
     # Persisted queries: "apq" runs any operation and also accepts Apollo's automatic
     # persisted queries (texts kept apq_ttl_seconds, in Redis when set); "allowlist" runs only
@@ -221,6 +231,15 @@ class Settings(BaseSettings):
         if any(not 0 <= v < 5000 for v in value.values()):
             raise ValueError("fees are 0 to 4999 basis points")
         return value
+
+    @model_validator(mode="after")
+    def _bucket_holds_the_largest_operation(self) -> Settings:
+        if self.cost_bucket_size < self.max_query_cost:
+            raise ValueError(
+                "STACKLO_COST_BUCKET_SIZE must be at least STACKLO_MAX_QUERY_COST, or an "
+                "operation within the cost limit could never run"
+            )
+        return self
 
     def pricing(self) -> Pricing:
         return Pricing(

@@ -12,8 +12,8 @@
 
 Windows are moving (``limits``' moving-window strategy). The counts live in Redis when
 ``REDIS_URL`` is set, shared by every instance; in process memory otherwise. If Redis cannot
-be reached, this process counts in its own memory until it can again (logged once per outage):
-the limits still hold per process, and authentication keeps working.
+be reached, this process counts in its own memory until it can again (``SharedOrLocal``): the
+limits still hold per process, and authentication keeps working.
 
 Each answer carries the address bucket's state as IETF ``RateLimit-Policy`` / ``RateLimit``
 header fields (draft-ietf-httpapi-ratelimit-headers); a refusal is the GraphQL error
@@ -26,14 +26,18 @@ import hashlib
 import ipaddress
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from limits import RateLimitItem
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
+from stacklo.data.fallback import SharedOrLocal
 from stacklo.domain.errors import RateLimited
-from stacklo.observability import log
+
+T = TypeVar("T")
 
 ADDRESS_POLICY = "auth-address"
 ACCOUNT_POLICY = "auth-account"
@@ -98,8 +102,7 @@ class AuthThrottle:
             if redis_url
             else None
         )
-        self._degraded = False
-        self._retry_at = 0.0
+        self._fallback = SharedOrLocal("throttle")
 
     async def attempt(self, address: str | None) -> Quota:
         """Count an authentication attempt from ``address``; RATE_LIMITED past the limit."""
@@ -113,12 +116,9 @@ class AuthThrottle:
     async def check_account(self, email: str) -> None:
         """RATE_LIMITED while the account has used up its failed attempts."""
         key = account_key(email)
-        limiter = await self._limiter()
-        try:
-            allowed = await limiter.test(self._per_account, ACCOUNT_POLICY, key)
-        except Exception as e:  # Redis away: this process's memory decides
-            self._fall_back(e)
-            allowed = await self._local.test(self._per_account, ACCOUNT_POLICY, key)
+        allowed = await self._use(
+            lambda limiter: limiter.test(self._per_account, ACCOUNT_POLICY, key)
+        )
         if not allowed:
             quota = await self._quota(self._per_account, ACCOUNT_POLICY, key)
             raise Throttled("Too many failed attempts for this account; try again later.", quota)
@@ -127,45 +127,19 @@ class AuthThrottle:
         await self._hit(self._per_account, ACCOUNT_POLICY, account_key(email))
 
     async def _hit(self, item: RateLimitItem, policy: str, key: str) -> bool:
-        limiter = await self._limiter()
-        try:
-            return await limiter.hit(item, policy, key)
-        except Exception as e:  # Redis away: this process's memory decides
-            self._fall_back(e)
-            return await self._local.hit(item, policy, key)
+        return await self._use(lambda limiter: limiter.hit(item, policy, key))
 
     async def _quota(self, item: RateLimitItem, policy: str, key: str) -> Quota:
-        limiter = await self._limiter()
-        try:
-            stats = await limiter.get_window_stats(item, policy, key)
-        except Exception as e:
-            self._fall_back(e)
-            stats = await self._local.get_window_stats(item, policy, key)
+        stats = await self._use(lambda limiter: limiter.get_window_stats(item, policy, key))
         window = item.get_expiry()
         reset = max(0, min(window, math.ceil(stats.reset_time - time.time())))
         return Quota(policy, item.amount, window, max(stats.remaining, 0), reset)
 
-    async def _limiter(self) -> MovingWindowRateLimiter:
-        if self._shared is None:
-            return self._local
-        if self._degraded and time.monotonic() >= self._retry_at:
-            self._retry_at = time.monotonic() + 5.0  # ask again at most every 5 s
-            if await self._reachable(self._shared.storage):
-                self._degraded = False
-                log.info("throttle_redis_back")
-        return self._local if self._degraded else self._shared
-
-    async def _reachable(self, storage: Storage) -> bool:
-        try:
-            return bool(await storage.check())
-        except Exception:
-            return False
-
-    def _fall_back(self, error: Exception) -> None:
-        if not self._degraded:
-            log.warning("throttle_redis_unreachable", error=repr(error), fallback="memory")
-            self._retry_at = time.monotonic() + 5.0
-        self._degraded = True
+    async def _use(self, call: Callable[[MovingWindowRateLimiter], Awaitable[T]]) -> T:
+        shared = self._shared
+        if shared is None:
+            return await call(self._local)
+        return await self._fallback.call(lambda: call(shared), lambda: call(self._local))
 
 
 class Throttled(RateLimited):

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Generic, TypeVar
 
 import strawberry
-from graphql import FloatValueNode, IntValueNode, StringValueNode, ValueNode
+from graphql import StringValueNode, ValueNode
 from strawberry import relay
 from strawberry.schema.types.base_scalars import DateTimeDefinition
 
@@ -59,13 +59,15 @@ def _serialize_decimal(value: Decimal) -> str:
     return format(value, "f")
 
 
+NOT_A_STRING = (
+    'Decimal values are strings (e.g. "12.50"), inline and in variables alike; a number is '
+    "refused because JSON numbers reach servers as binary floats"
+)
+
+
 def _parse_decimal(value: object) -> Decimal:
-    if isinstance(value, bool | float):
-        raise ValueError('Decimal values are sent as strings (e.g. "12.50"), never as floats')
-    if isinstance(value, int):
-        value = str(value)
     if not isinstance(value, str):
-        raise ValueError("Decimal must be a string")
+        raise ValueError(NOT_A_STRING)
     if not value or len(value) > MAX_DECIMAL_CHARS:
         raise ValueError("Decimal must be 1 to 64 characters")
     if not _DECIMAL.fullmatch(value):
@@ -77,20 +79,22 @@ def _parse_decimal(value: object) -> Decimal:
 
 
 def _parse_decimal_literal(node: ValueNode, variables: object = None) -> Decimal:
-    # A float literal in the document keeps its exact text, so it is safe to accept.
-    if isinstance(node, (StringValueNode, IntValueNode, FloatValueNode)):
+    # The same rule as a variable: a string. (12.5 inline would be exact, but as a variable
+    # it is a float; one rule for both is what clients can rely on.)
+    if isinstance(node, StringValueNode):
         return _parse_decimal(node.value)
-    raise ValueError("Decimal must be a string")
+    raise ValueError(NOT_A_STRING)
 
 
 # Registered for ``Decimal`` through ``StrawberryConfig.scalar_map`` (stacklo/api.py).
 DECIMAL_SCALAR = strawberry.scalar(
     name="Decimal",
     description=(
-        'An exact decimal number, serialised as a string (e.g. "1250.00"). Send it as a string '
-        "in plain notation: ASCII digits, an optional leading minus, at most one point with "
-        "digits on both sides, at most 64 characters; a JSON float, an exponent or anything "
-        "else is BAD_USER_INPUT."
+        'An exact decimal number, always a string (e.g. "1250.00"), in answers and in '
+        "requests: inline in the document and in variables alike, send a string in plain "
+        "notation (ASCII digits, an optional leading minus, at most one point with digits on "
+        "both sides, at most 64 characters). A number (12.5 or 12), an exponent or anything "
+        "else is BAD_USER_INPUT. Map it to a string in generated client types."
     ),
     serialize=_serialize_decimal,
     parse_value=_parse_decimal,
@@ -196,8 +200,9 @@ USER_ERRORS = "Why the mutation was refused; empty when it succeeded."
 
 # The arguments every connection takes, described once.
 FIRST = strawberry.argument(
-    description="How many items to return: 0 to 100, 20 when omitted (INVALID_INPUT beyond). "
-    "The operation's cost grows with it (QUERY_TOO_COMPLEX past the limit)."
+    description="How many items to return: 0 to 100, 20 when omitted. Outside that range the "
+    "whole operation is refused before it runs (BAD_USER_INPUT naming the field), so no parent "
+    "is nulled. The operation's cost grows with it (QUERY_TOO_COMPLEX past the limit)."
 )
 AFTER = strawberry.argument(
     description="Return the items after this cursor (an endCursor or edge cursor of this list); "
@@ -235,7 +240,8 @@ class Connection(Generic[NodeT]):
 
 
 def page_size(first: int | None, default: int, maximum: int) -> int:
-    """Validate ``first``: 0..maximum (INVALID_INPUT beyond), ``default`` when omitted."""
+    """``first`` or ``default``. The operation limits refuse a ``first`` outside 0..maximum
+    before execution (``limits.OutOfRange``); this check stays for callers outside GraphQL."""
     if first is None:
         return default
     if first < 0 or first > maximum:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from stacklo.auth.tokens import Authenticator
     from stacklo.config import Settings
     from stacklo.domain.auth import AuthService
+    from stacklo.domain.budget import Budget
     from stacklo.domain.conversions import Conversions
     from stacklo.domain.funding import Funding
     from stacklo.domain.kyc import Kyc
@@ -54,6 +55,7 @@ class Services:
     auth: AuthService
     authenticator: Authenticator
     throttle: AuthThrottle
+    budget: Budget
     kyc: Kyc
     wallets: Wallets
     transfers: Transfers

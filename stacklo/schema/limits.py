@@ -24,8 +24,10 @@ Cost model (static, from the document and its variables; in the spirit of Shopif
   ``cost(size=...)``, ``DEFAULT_LIST_SIZE`` otherwise;
 - a connection (a field with a ``first`` argument whose type has ``edges``) costs 1 plus, for
   its ``edges``, ``first`` times (1 + the edge's selection); ``first`` is the argument or its
-  variable, else the default page size, and never more than the maximum page size (a larger
-  ``first`` is refused by the field itself);
+  variable, else the default page size; a ``first`` outside 0 to the maximum page size is
+  refused here, before anything runs, as BAD_USER_INPUT naming the field (the connections are
+  non-null, so an error in the field itself would null its parent: ``me`` would read as
+  signed out);
 - a field that does more work declares its own base with ``cost(points=...)``;
 - introspection fields cost nothing here and do not count toward depth.
 """
@@ -69,6 +71,8 @@ AUTH_MUTATIONS = frozenset({"signUp", "logIn", "refreshSession", "changePassword
 INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
 _CAP = 10**15  # figures past this are refused anyway; capping keeps the arithmetic small
 _COST_KEY = "stacklo.cost"
+# Where OperationLimits leaves an operation's Report on its ExecutionContext (read by budget.py).
+REPORT = "stacklo_report"
 
 
 # GraphQL's lexical tokens as graphql-core counts them (comments are matched, not counted).
@@ -111,6 +115,8 @@ class Report:
     auth_mutations: int
     introspection: bool
     fields: int = 0
+    # Root mutation fields that move money (their input takes an idempotencyKey).
+    money_mutations: int = 0
 
 
 # @include, @skip and one more: a field with more is an attempt to make validation echo an
@@ -126,6 +132,31 @@ class Over(Exception):
         self.limit = limit
         self.measured = measured
         self.maximum = maximum
+
+
+class OutOfRange(Exception):
+    """A page size outside 0..max_page: refused before anything runs, because the contract's
+    connections are non-null and a field error there would null their parent (``me``)."""
+
+    def __init__(self, node: FieldNode, value: int, maximum: int):
+        super().__init__(node.name.value)
+        self.node = node
+        self.value = value
+        self.maximum = maximum
+
+    def error(self) -> GraphQLError:
+        field = self.node.name.value
+        return GraphQLError(
+            f"first on {field} must be 0 to {self.maximum}; got {self.value}. Page with "
+            "after and pageInfo.endCursor for more.",
+            nodes=[self.node],
+            extensions={
+                "code": "BAD_USER_INPUT",
+                "field": field,
+                "argument": "first",
+                "maximum": self.maximum,
+            },
+        )
 
 
 def selected_operation(
@@ -152,12 +183,22 @@ def measure(
         return Report(0, 0, 0, 0, False)
     walker = _Walker(schema, document, variables or {}, bounds)
     depth, total = walker.selection(operation.selection_set, root, None, 1)
-    auth = 0
+    auth = money = 0
     if operation.operation is OperationType.MUTATION:
-        auth = walker.root_fields(operation.selection_set, frozenset())
+        names = walker.root_fields(operation.selection_set, frozenset())
+        auth = sum(name in AUTH_MUTATIONS for name in names)
         if auth > 1:
             raise Over("authenticationMutations", auth, 1)
-    return Report(depth, walker.aliases, total, auth, walker.introspection, walker.fields)
+        money = sum(_moves_money(root, name) for name in names)
+    return Report(depth, walker.aliases, total, auth, walker.introspection, walker.fields, money)
+
+
+@functools.lru_cache(maxsize=256)
+def _moves_money(root: Any, name: str) -> bool:
+    """Money-moving mutations are the ones that take an idempotency key (ARCHITECTURE)."""
+    definition = root.fields.get(name)
+    argument = definition.args.get("input") if definition is not None else None
+    return argument is not None and _has_field(get_named_type(argument.type), "idempotencyKey")
 
 
 class _Walker:
@@ -264,21 +305,19 @@ class _Walker:
             raise Over("cost", one, self.bounds.cost)
         return depth, one
 
-    def root_fields(self, selection_set: SelectionSetNode, seen: frozenset[str]) -> int:
-        """Authentication mutations among the root fields, through fragments."""
-        count = 0
+    def root_fields(self, selection_set: SelectionSetNode, seen: frozenset[str]) -> list[str]:
+        """The root fields' names, through fragments (the field limit bounds the walk)."""
+        names: list[str] = []
         for node in selection_set.selections:
             if isinstance(node, FieldNode):
-                count += node.name.value in AUTH_MUTATIONS
+                names.append(node.name.value)
             elif isinstance(node, InlineFragmentNode):
-                count += self.root_fields(node.selection_set, seen)
+                names += self.root_fields(node.selection_set, seen)
             elif isinstance(node, FragmentSpreadNode):
                 fragment = self.fragments.get(node.name.value)
                 if fragment is not None and node.name.value not in seen:
-                    count += self.root_fields(fragment.selection_set, seen | {node.name.value})
-            if count > 1:
-                break
-        return count
+                    names += self.root_fields(fragment.selection_set, seen | {node.name.value})
+        return names
 
     def _field(self, count: int) -> None:
         self.fields = min(self.fields + count, _CAP)
@@ -301,7 +340,9 @@ class _Walker:
                 value = self.variables.get(argument.value.name.value)
         if not isinstance(value, int) or isinstance(value, bool):
             return self.bounds.default_page
-        return max(0, min(value, self.bounds.max_page))
+        if not 0 <= value <= self.bounds.max_page:
+            raise OutOfRange(node, value, self.bounds.max_page)
+        return value
 
     def _type(self, name: str, fallback: Any) -> Any:
         return self.schema.get_type(name) or fallback
@@ -417,7 +458,10 @@ class OperationLimits(SchemaExtension):
                 report = measure(schema, document, operation, ctx.variables, bounds(settings))
             except Over as over:
                 refused = refusal(over.limit, over.measured, over.maximum)
+            except OutOfRange as out:
+                refused = out.error()
             else:
+                setattr(ctx, REPORT, report)
                 if report.introspection:
                     refused = await _introspection_refused(context, settings.introspection_policy)
         if refused is not None:

@@ -116,7 +116,8 @@ async def test_connections_cap_first_at_100(
     token = await admin_token(client, admin_credentials)
     for bad in (101, -1):
         body = await client.post(USERS, {"f": bad}, token=token)
-        assert body["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+        assert body["errors"][0]["extensions"]["field"] == "users"
     body = await client.post(USERS, {"f": 100, "a": "forged"}, token=token)
     assert body["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
     assert "users" in (await client.data(USERS, {"f": 100}, token=token))

@@ -141,3 +141,66 @@ async def test_huge_and_hostile_queries_do_not_500(server: Server) -> None:
         for query in hostile:
             response = await http.post("/graphql", json={"query": query})
             assert response.status_code < 500, response.text[:300]
+
+
+async def test_a_page_size_past_the_maximum_never_nulls_the_viewer(
+    server: Server, client: GraphQLHTTP
+) -> None:
+    """first: 500 on me.transactions: the connection is non-null in the contract, so an error
+    inside it would null `me` (reading as signed out). It is refused before anything runs,
+    naming the field and the argument, with no data at all."""
+    user = await sign_up(client)
+    for query, variables in (
+        ("{ me { email transactions(first: 500) { edges { node { id } } } } }", {}),
+        (
+            "query($n: Int) { me { email transactions(first: $n) { edges { node { id } } } } }",
+            {"n": 500},
+        ),
+    ):
+        body = await client.post(query, variables, token=user.access)
+        assert body.get("data") is None, body
+        [error] = body["errors"]
+        assert error["extensions"] == {
+            "code": "BAD_USER_INPUT",
+            "field": "transactions",
+            "argument": "first",
+            "maximum": 100,
+        }
+        assert "first on transactions must be 0 to 100; got 500" in error["message"]
+        assert error["locations"]
+    fine = await client.data(
+        "{ me { email transactions(first: 100) { edges { node { id } } } } }", token=user.access
+    )
+    assert fine["me"]["email"] == user.email
+
+
+DECIMAL_INLINE = (
+    'mutation { sendMoney(input: {fromWalletId: "W", to: {email: "x@y.co"}, amount: %s, '
+    'idempotencyKey: "k"}) { transaction { id } } }'
+)
+DECIMAL_VARIABLE = (
+    'mutation($a: Decimal!) { sendMoney(input: {fromWalletId: "W", to: {email: "x@y.co"}, '
+    'amount: $a, idempotencyKey: "k"}) { transaction { id } } }'
+)
+
+
+@pytest.mark.parametrize("amount", ["12.5", "12", "-1.5"])
+async def test_decimal_is_a_string_inline_and_as_a_variable_alike(
+    client: GraphQLHTTP, amount: str
+) -> None:
+    """Anonymous on purpose: a Decimal that coerces reaches the resolver (UNAUTHENTICATED);
+    one that does not is BAD_USER_INPUT before it, the same way in both forms."""
+    as_number = [
+        await client.post(DECIMAL_INLINE % amount),
+        await client.post(DECIMAL_VARIABLE, {"a": float(amount) if "." in amount else int(amount)}),
+    ]
+    for body in as_number:
+        [error] = body["errors"]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT", body
+        assert "Decimal values are strings" in error["message"]
+    as_string = [
+        await client.post(DECIMAL_INLINE % f'"{amount}"'),
+        await client.post(DECIMAL_VARIABLE, {"a": amount}),
+    ]
+    for body in as_string:
+        assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", body

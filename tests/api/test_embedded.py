@@ -50,4 +50,9 @@ async def test_starts_from_an_empty_folder_and_survives_a_restart(tmp_path: Path
     finally:
         stop_server(process)
     assert not (data / "pg" / "postmaster.pid").exists()
-    assert "Traceback" not in log.read_text()
+    text = log.read_text()
+    assert "Traceback" not in text
+    # Where to go, for people and for log collectors: once per start, whatever the workers.
+    assert text.count("Stacklo is listening on http://127.0.0.1:") == 2
+    assert "/graphql (open it in a browser for GraphiQL; WebSocket: ws://127.0.0.1:" in text
+    assert text.count('"event": "listening"') == 2

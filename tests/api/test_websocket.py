@@ -35,11 +35,8 @@ async def test_transport_ws_runs_operations_as_the_token_holder(
             json.dumps({"id": "1", "type": "subscribe", "payload": {"query": "{ me { email } }"}})
         )
         message = await _recv(ws)
-        assert message == {
-            "id": "1",
-            "type": "next",
-            "payload": {"data": {"me": {"email": user.email}}},
-        }
+        assert (message["id"], message["type"]) == ("1", "next")
+        assert message["payload"]["data"] == {"me": {"email": user.email}}
         assert (await _recv(ws)) == {"id": "1", "type": "complete"}
 
 
@@ -50,7 +47,7 @@ async def test_anonymous_socket_is_accepted_but_sees_no_viewer(server: Server) -
         await ws.send(
             json.dumps({"id": "1", "type": "subscribe", "payload": {"query": "{ me { email } }"}})
         )
-        assert (await _recv(ws))["payload"] == {"data": {"me": None}}
+        assert (await _recv(ws))["payload"]["data"] == {"me": None}
 
 
 @pytest.mark.parametrize("authorization", ["Bearer not-a-token", "Basic abc", 42])

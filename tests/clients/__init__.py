@@ -25,9 +25,9 @@ CHROMIUM_FLAGS = (
 
 def _require_installed() -> None:
     if shutil.which("node") is None:
-        pytest.fail("node is not installed: `make install` needs Node.js 20 or newer")
+        pytest.fail("node is not installed: the test clients need Node.js 20 or newer")
     if not (HERE / "node_modules" / ".package-lock.json").is_file():
-        pytest.fail("test clients are not installed: run `make install` (npm ci in tests/clients)")
+        pytest.fail("test clients are not installed: `make test` runs npm ci in tests/clients")
 
 
 def chromium() -> str:
@@ -36,7 +36,7 @@ def chromium() -> str:
         found = shutil.which(name)
         if found:
             return found
-    pytest.fail("no Chromium found: `make install` installs the chromium package")
+    pytest.fail("no Chromium found: `make test` installs the chromium package")
 
 
 async def run_node(script: str, *args: str, seconds: float = 120) -> Any:

@@ -9,7 +9,7 @@ import pytest
 from graphql import parse
 
 from stacklo.api import schema
-from stacklo.schema.limits import Bounds, Over, Report, measure, selected_operation
+from stacklo.schema.limits import Bounds, OutOfRange, Over, Report, measure, selected_operation
 
 WIDE = Bounds(depth=100, aliases=10**9, cost=10**12, default_page=20, max_page=100)
 
@@ -37,7 +37,9 @@ def test_a_connection_multiplies_its_edges_by_first() -> None:
     # me 1 + connection 1 + n x (edge 1 + node 1)
     assert report(query, {"n": 10}).cost == 2 + 10 * 2
     assert report(query).cost == 2 + 20 * 2  # the default page
-    assert report(query, {"n": 500}).cost == 2 + 100 * 2  # capped: the field refuses 500 itself
+    for bad in (500, -1):
+        with pytest.raises(OutOfRange):  # refused before execution, not capped
+            report(query, {"n": bad})
     literal = "{ me { transactions(first: 5) { edges { node { reference } } } } }"
     assert report(literal).cost == 2 + 5 * 2
 
