@@ -40,6 +40,11 @@ CHEAP_ARGON2: Mapping[str, str] = {
 UNTHROTTLED: Mapping[str, str] = {
     "STACKLO_AUTH_ATTEMPTS_PER_ADDRESS": "1000000/minute",
     "STACKLO_WS_SOCKETS_PER_ADDRESS": "100000",  # the most the server accepts
+    # Cost and money buckets: still charged and reported on every request, never empty here.
+    "STACKLO_COST_BUCKET_SIZE": "1000000000",
+    "STACKLO_COST_RESTORE_PER_SECOND": "1000000000",
+    "STACKLO_MONEY_BUCKET_SIZE": "1000000000",
+    "STACKLO_MONEY_RESTORE_PER_SECOND": "1000000000",
 }
 
 

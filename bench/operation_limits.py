@@ -28,7 +28,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
+    CHEAP_ARGON2,
     DEFAULT_DSN,
+    UNTHROTTLED,
     cpu_seconds,
     latency_line,
     percentile,
@@ -130,13 +132,7 @@ async def sign_up(http: httpx.AsyncClient, base: str) -> str:
 
 async def over_http(dsn: str, seconds: float) -> None:
     async with (
-        started_server(
-            dsn,
-            STACKLO_ARGON2_TIME_COST="1",
-            STACKLO_ARGON2_MEMORY_KIB="1024",
-            STACKLO_ARGON2_PARALLELISM="1",
-            STACKLO_AUTH_ATTEMPTS_PER_ADDRESS="1000000/minute",
-        ) as server,
+        started_server(dsn, **CHEAP_ARGON2, **UNTHROTTLED) as server,
         httpx.AsyncClient(timeout=60) as http,
     ):
         token = await sign_up(http, server.base)
@@ -185,7 +181,7 @@ async def over_http(dsn: str, seconds: float) -> None:
 
 async def memory(dsn: str) -> None:
     async with (
-        started_server(dsn, STACKLO_AUTH_ATTEMPTS_PER_ADDRESS="1000000/minute") as server,
+        started_server(dsn, **UNTHROTTLED) as server,
         httpx.AsyncClient(timeout=120) as http,
     ):
         email = f"mem-{time.monotonic_ns()}@example.com"
