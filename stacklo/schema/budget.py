@@ -16,7 +16,8 @@ was measured carries ``extensions.cost``::
 
 (plus ``moneyThrottleStatus`` for a money-moving mutation) and, over HTTP, the buckets' IETF
 ``RateLimit-Policy`` and ``RateLimit`` header fields. A subscription takes its requested cost
-once, when it starts; the events it then delivers are free.
+once, when it starts, and keeps it (its actual cost is its requested cost); the events it then
+delivers are free and each carries that same ``extensions.cost``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from graphql import GraphQLError
 from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionContext
+from strawberry.types.graphql import OperationType
 
 from stacklo.auth.throttle import address_key
 from stacklo.domain.budget import Budget, Taken
@@ -112,6 +114,9 @@ class CostBudget(SchemaExtension):
             refused = self.spend.refused()
             if refused is not None:
                 ctx.pre_execution_errors = [rate_limited(refused)]
+            elif ctx.operation_type is OperationType.SUBSCRIPTION:
+                # Charged once, in full, when it starts; every event repeats that figure.
+                self.spend.actual = report.cost
         yield
 
     async def on_execute(self) -> AsyncIterator[None]:

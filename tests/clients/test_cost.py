@@ -76,9 +76,13 @@ async def test_known_queries_cost_what_the_model_says(server: Server) -> None:
     assert 0 <= status["currentlyAvailable"] <= status["maximumAvailable"]
 
 
-async def test_a_socket_answer_carries_its_cost(server: Server) -> None:
+async def test_socket_answers_carry_their_cost(server: Server) -> None:
+    client = GraphQLHTTP(server.base_url)
+    user = await sign_up(client)
+    await client.aclose()
     async with websockets.connect(server.ws_url, subprotocols=["graphql-transport-ws"]) as ws:
-        await ws.send(json.dumps({"type": "connection_init"}))
+        init = {"type": "connection_init", "payload": {"authorization": f"Bearer {user.access}"}}
+        await ws.send(json.dumps(init))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
         query = {"query": "{ currencies { code } }"}
         await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": query}))
@@ -86,6 +90,16 @@ async def test_a_socket_answer_carries_its_cost(server: Server) -> None:
         assert message["type"] == "next"
         spent = message["payload"]["extensions"]["cost"]
         assert (spent["requestedQueryCost"], spent["actualQueryCost"]) == (7, 7)
+        assert json.loads(await ws.recv())["type"] == "complete"
+
+        # A subscription is charged once, in full, when it starts; each event says so.
+        rates = "subscription { rateUpdated(pairs: [{base: BTC, quote: USD}]) { mid } }"
+        await ws.send(json.dumps({"id": "2", "type": "subscribe", "payload": {"query": rates}}))
+        for _ in range(2):
+            event = json.loads(await ws.recv())
+            assert event["type"] == "next", event
+            spent = event["payload"]["extensions"]["cost"]
+            assert (spent["requestedQueryCost"], spent["actualQueryCost"]) == (1, 1)
 
 
 @pytest.fixture(scope="module")
