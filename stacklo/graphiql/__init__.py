@@ -1,24 +1,42 @@
-"""Self-hosted GraphiQL: the page and the browser bundles it loads.
+"""Self-hosted GraphiQL: the page, its sign-in panel, and the browser bundles it loads.
 
 Why: the IDE must work with no internet, so nothing comes from a CDN. ``npm ci`` in this folder
 installs pinned bundles and its postinstall (``copy-vendor.cjs``) copies the few files the page
-needs into ``vendor/``, which the app serves under :data:`ASSETS_PATH`. Only ``vendor/`` is read
-at run time, never ``node_modules``.
+needs into ``vendor/``. The page's own script and styles (the sign-in panel, the fetcher) are
+``page/``, committed. Only those two folders are read at run time, never ``node_modules``.
+
+Every asset URL carries the first 16 hex digits of the SHA-256 of the file's bytes
+(``/graphiql-assets/<digest>/graphiql/graphiql.min.js``), so it is served with a one-year
+``immutable`` lifetime, while the page, which names the current digests, is never cached (it
+is a ``/graphql`` answer: ``SecurityHeaders`` marks it ``no-store``). Each file is read and
+hashed once, at first use, and then served from those same bytes: a URL's content can never
+differ from its digest, and a digest that is not the current one is a 404, never other bytes.
+A changed file is picked up by the next process (restart the server after editing ``page/``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 from typing import Final
 
-from starlette.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, Router
 
 __all__ = [
     "ASSETS_PATH",
+    "DEFAULT_QUERY",
+    "EXAMPLE_TABS",
+    "PAGE_DIR",
     "VENDOR_DIR",
+    "asset_url",
     "assets_app",
     "content_security_policy",
     "render_html",
@@ -31,21 +49,38 @@ ASSETS_PATH: Final = "/graphiql-assets"
 VENDOR_DIR: Path = Path(__file__).resolve().parent / "vendor"
 """Filled by ``npm ci`` here (gitignored); shipped in the wheel as a build artifact."""
 
-# Paths relative to VENDOR_DIR, in load order (react before react-dom before graphiql).
-# copy-vendor.cjs must produce each one: keep the two lists in sync.
-_STYLES: Final = ("graphiql/graphiql.min.css",)
+PAGE_DIR: Path = Path(__file__).resolve().parent / "page"
+"""The page's own script, styles and example operations (committed)."""
+
+IMMUTABLE: Final = "public, max-age=31536000, immutable"
+
+# Asset names (the URL after the digest), in load order: react before react-dom before
+# graphiql, the bundles before our page script. Vendor names are paths relative to VENDOR_DIR
+# (copy-vendor.cjs must produce each one: keep the two lists in sync); "stacklo/..." names are
+# files in PAGE_DIR.
+_STYLES: Final = ("graphiql/graphiql.min.css", "stacklo/page.css")
 _SCRIPTS: Final = (
     "react/react.production.min.js",
     "react-dom/react-dom.production.min.js",
     "graphiql/graphiql.min.js",
     "graphql-ws/graphql-ws.min.js",
+    "stacklo/page.js",
 )
+_OURS: Final = "stacklo/"
+_MEDIA_TYPES: Final = {".js": "text/javascript", ".css": "text/css"}
 
-# `$graphql_path` is a JSON string literal. The WebSocket API cannot send HTTP headers, so the
-# subscription client passes the Authorization header typed in the Headers editor as
-# connection_init payload `{authorization: "Bearer <token>"}`; a new client is made whenever
-# that value changes, so a socket never keeps an old identity. HTTP requests already carry the
-# editor's headers.
+DEFAULT_QUERY: Final = (PAGE_DIR / "me.graphql").read_text(encoding="utf-8")
+"""The first tab on a first visit, and every new tab: a commented ``me`` query."""
+
+EXAMPLE_TABS: Final = (
+    DEFAULT_QUERY,
+    (PAGE_DIR / "live.graphql").read_text(encoding="utf-8"),
+)
+"""The tabs of a first visit (GraphiQL keeps the user's own tabs after that)."""
+
+# One inline script (it carries the nonce): the page's settings. page.js does the work: the
+# sign-in panel, the fetcher (HTTP and WebSocket, with the panel's token) and GraphiQL's
+# props that must be computed in the browser (headers persistence, plugins).
 _PAGE: Final = Template(
     """<!doctype html>
 <html lang="en">
@@ -55,63 +90,17 @@ _PAGE: Final = Template(
 <title>stacklo GraphiQL</title>
 <link rel="icon" href="data:,">
 $styles
-<style nonce="$nonce">body{margin:0;height:100vh;overflow:hidden}#graphiql{height:100vh}</style>
 </head>
 <body>
 <div id="graphiql">Loading GraphiQL...</div>
 $scripts
 <script nonce="$nonce">
-(function () {
-  "use strict";
-  var graphqlPath = $graphql_path;
-  var wsUrl = new URL(graphqlPath, window.location.href);
-  wsUrl.protocol = wsUrl.protocol === "https:" ? "wss:" : "ws:";
-  wsUrl.hash = "";
-
-  function bearer(headers) {
-    if (!headers) return null;
-    for (var name in headers) {
-      if (name.toLowerCase() !== "authorization" || headers[name] == null) continue;
-      var token = String(headers[name]).trim();
-      if (/^bearer\\b/i.test(token)) token = token.slice(6).trim();
-      return token ? "Bearer " + token : null;
-    }
-    return null;
-  }
-
-  var current = null;
-  function fetcherFor(auth) {
-    if (current && current.auth === auth) return current.fetcher;
-    if (current) current.wsClient.dispose();
-    var wsClient = graphqlWs.createClient({
-      url: wsUrl.href,
-      lazy: true,
-      connectionParams: auth ? { authorization: auth } : {}
-    });
-    current = {
-      auth: auth,
-      wsClient: wsClient,
-      fetcher: GraphiQL.createFetcher({
-        url: graphqlPath,
-        subscriptionUrl: wsUrl.href,
-        wsClient: wsClient
-      })
-    };
-    return current.fetcher;
-  }
-
-  function fetcher(params, opts) {
-    return fetcherFor(bearer(opts && opts.headers))(params, opts);
-  }
-
-  ReactDOM.createRoot(document.getElementById("graphiql")).render(
-    React.createElement(GraphiQL, {
-      fetcher: fetcher,
-      isHeadersEditorEnabled: true,
-      defaultEditorToolsVisibility: true
-    })
-  );
-})();
+StackloGraphiQL.mount(document.getElementById("graphiql"), $graphql_path, {
+  defaultQuery: $default_query,
+  defaultTabs: $default_tabs,
+  isHeadersEditorEnabled: true,
+  defaultEditorToolsVisibility: true
+});
 </script>
 </body>
 </html>
@@ -119,8 +108,53 @@ $scripts
 )
 
 
-def _js_string(value: str) -> str:
-    """JSON-encode for an inline <script>; escaping <, > and & stops `</script>` breakouts."""
+@dataclass(frozen=True, slots=True)
+class _Asset:
+    digest: str
+    body: bytes
+    media_type: str
+
+
+_assets: dict[str, _Asset] = {}
+_assets_lock = threading.Lock()
+
+
+def _source(name: str) -> Path:
+    if name.startswith(_OURS):
+        return PAGE_DIR / name.removeprefix(_OURS)
+    return VENDOR_DIR / name
+
+
+def _asset(name: str) -> _Asset | None:
+    """The named asset as first read (and hashed) by this process; None while it is absent
+    (nothing is remembered then, so ``npm ci`` run later is picked up)."""
+    asset = _assets.get(name)
+    if asset is not None:
+        return asset
+    if name not in (*_STYLES, *_SCRIPTS):
+        return None
+    try:
+        body = _source(name).read_bytes()
+    except FileNotFoundError:
+        return None
+    media_type = _MEDIA_TYPES[Path(name).suffix]
+    digest = hashlib.sha256(body).hexdigest()[:16]
+    with _assets_lock:
+        return _assets.setdefault(name, _Asset(digest, body, media_type))
+
+
+def asset_url(name: str) -> str:
+    """The content-addressed URL of one of the page's assets (e.g. ``stacklo/page.js``).
+
+    A file that is not there yet gets the digest ``missing``, which is never served: the page
+    then fails visibly (see :func:`vendor_missing`) instead of loading something else.
+    """
+    asset = _asset(name)
+    return f"{ASSETS_PATH}/{asset.digest if asset else 'missing'}/{name}"
+
+
+def _js(value: object) -> str:
+    """JSON for an inline <script>; escaping <, > and & stops `</script>` breakouts."""
     return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
@@ -137,10 +171,15 @@ def render_html(graphql_path: str = "/graphql", nonce: str = "") -> str:
         )
     if not re.fullmatch(r"[A-Za-z0-9_-]*", nonce):
         raise ValueError("a CSP nonce is base64url")
-    styles = "\n".join(f'<link rel="stylesheet" href="{ASSETS_PATH}/{f}">' for f in _STYLES)
-    scripts = "\n".join(f'<script src="{ASSETS_PATH}/{f}"></script>' for f in _SCRIPTS)
+    styles = "\n".join(f'<link rel="stylesheet" href="{asset_url(f)}">' for f in _STYLES)
+    scripts = "\n".join(f'<script src="{asset_url(f)}"></script>' for f in _SCRIPTS)
     return _PAGE.substitute(
-        styles=styles, scripts=scripts, graphql_path=_js_string(graphql_path), nonce=nonce
+        styles=styles,
+        scripts=scripts,
+        graphql_path=_js(graphql_path),
+        default_query=_js(DEFAULT_QUERY),
+        default_tabs=_js([{"query": query} for query in EXAMPLE_TABS]),
+        nonce=nonce,
     )
 
 
@@ -163,15 +202,29 @@ def content_security_policy(nonce: str) -> str:
     )
 
 
-def assets_app() -> StaticFiles:
-    """Serve :data:`VENDOR_DIR`; mount it at :data:`ASSETS_PATH`.
+async def _serve(request: Request) -> Response:
+    asset = _asset(request.path_params["name"])
+    if asset is None or request.path_params["digest"] != asset.digest:
+        # An old or made-up digest: never answer it with the current bytes.
+        raise HTTPException(404)
+    return Response(
+        asset.body,
+        media_type=asset.media_type,
+        headers={"Cache-Control": IMMUTABLE},
+    )
 
-    ``check_dir=False`` so the app still imports and serves the API before ``npm ci`` has run;
-    asset requests then fail until it has (see :func:`vendor_missing`).
-    """
-    return StaticFiles(directory=VENDOR_DIR, check_dir=False)
+
+def assets_app() -> Router:
+    """Serve the page's assets at their content-addressed URLs; mount it at
+    :data:`ASSETS_PATH`. Only the files the page loads are served, each only under its
+    current digest. Before ``npm ci`` has run the app still imports and serves the API; asset
+    requests then fail until it has (see :func:`vendor_missing`)."""
+    # No trailing-slash redirects: an asset URL either is one or is a 404.
+    return Router(
+        routes=[Route("/{digest}/{name:path}", _serve, methods=["GET"])], redirect_slashes=False
+    )
 
 
 def vendor_missing() -> bool:
     """True if any file the page loads is absent, i.e. ``npm ci`` here has not been run."""
-    return not all((VENDOR_DIR / f).is_file() for f in (*_STYLES, *_SCRIPTS))
+    return not all(_source(f).is_file() for f in (*_STYLES, *_SCRIPTS))

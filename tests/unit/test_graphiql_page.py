@@ -6,12 +6,13 @@ fails here on purpose, since a page pointing at absent files is a broken IDE.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from html.parser import HTMLParser
 
 import pytest
 
-from stacklo.graphiql import ASSETS_PATH, VENDOR_DIR, render_html, vendor_missing
+from stacklo.graphiql import ASSETS_PATH, PAGE_DIR, VENDOR_DIR, render_html, vendor_missing
 
 
 class _Refs(HTMLParser):
@@ -48,10 +49,15 @@ def test_page_assets_exist_in_vendor() -> None:
     assert any(a.endswith(".js") for a in assets)
     assert any(a.endswith(".css") for a in assets)
     for asset in assets:
-        rel = asset.removeprefix(ASSETS_PATH + "/")
-        target = (VENDOR_DIR / rel).resolve()
-        assert target.is_relative_to(VENDOR_DIR.resolve()), asset
-        assert target.is_file(), f"{asset} not found in {VENDOR_DIR}"
+        # /graphiql-assets/<first 16 hex of the file's SHA-256>/<name>: ours (stacklo/...)
+        # come from page/, the bundles from vendor/.
+        digest, _, name = asset.removeprefix(ASSETS_PATH + "/").partition("/")
+        ours = name.startswith("stacklo/")
+        folder = PAGE_DIR if ours else VENDOR_DIR
+        target = (folder / name.removeprefix("stacklo/")).resolve()
+        assert target.is_relative_to(folder.resolve()), asset
+        assert target.is_file(), f"{asset} not found in {folder}"
+        assert hashlib.sha256(target.read_bytes()).hexdigest()[:16] == digest, asset
 
 
 @pytest.mark.parametrize("path", ["/graphql", "/api/graphql"])
