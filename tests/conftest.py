@@ -8,6 +8,7 @@ after each test; API tests by unique users (the server is shared by the session)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -203,17 +204,26 @@ def server_env(database_url: str | None, data_dir: Path, **extra: str) -> dict[s
     return env
 
 
-@pytest.fixture(scope="session")
-def server(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    url = databases.create("api")
-    folder = tmp_path_factory.mktemp("server")
-    env = server_env(url, folder)
+@contextlib.contextmanager
+def own_server(
+    databases: Databases, tmp_path_factory: pytest.TempPathFactory, name: str, **settings: str
+) -> Iterator[Server]:
+    """A server on a database of its own, with the test settings and ``settings`` on top."""
+    url = databases.create(name)
+    folder = tmp_path_factory.mktemp(name)
+    env = server_env(url, folder, **settings)
     log = folder / "server.log"
     process, base = start_server(env, log)
     try:
         yield Server(base, base.replace("http", "ws", 1) + "/graphql", url, env, log, process)
     finally:
         stop_server(process)
+
+
+@pytest.fixture(scope="session")
+def server(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with own_server(databases, tmp_path_factory, "api") as running:
+        yield running
 
 
 @pytest.fixture

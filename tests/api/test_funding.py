@@ -14,7 +14,13 @@ import pytest
 
 from stacklo.config import Settings
 from stacklo.integrations.paystack import sign
-from tests.conftest import JWT_SECRET, Databases, Server, server_env, start_server, stop_server
+from tests.conftest import (
+    JWT_SECRET,
+    Databases,
+    Server,
+    own_server,
+    server_env,
+)
 from tests.fakes.paystack_server import FakePaystack
 from tests.helpers import (
     BANK,
@@ -266,26 +272,14 @@ def paystack() -> Iterator[FakePaystack]:
 def paystack_server(
     databases: Databases, paystack: FakePaystack, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    url = databases.create("paystack")
-    folder = tmp_path_factory.mktemp("paystack-server")
-    env = server_env(
-        url,
-        folder,
+    with own_server(
+        databases,
+        tmp_path_factory,
+        "paystack",
         PAYSTACK_SECRET_KEY=PAYSTACK_SECRET,
         STACKLO_PAYSTACK_BASE_URL=paystack.base_url,
-    )
-    process, base = start_server(env, folder / "server.log")
-    try:
-        yield Server(
-            base,
-            base.replace("http", "ws", 1) + "/graphql",
-            url,
-            env,
-            folder / "server.log",
-            process,
-        )
-    finally:
-        stop_server(process)
+    ) as running:
+        yield running
 
 
 async def test_paystack_deposit_is_credited_by_a_paystack_signed_webhook(

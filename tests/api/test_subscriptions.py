@@ -21,7 +21,7 @@ from gql.transport.websockets import WebsocketsTransport
 from sqlalchemy import make_url
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import Databases, Server, server_env, start_server, stop_server
+from tests.conftest import Databases, Server, own_server, server_env, start_server, stop_server
 from tests.helpers import (
     GraphQLHTTP,
     SignedUp,
@@ -259,27 +259,15 @@ def strict_server(
     databases: Databases, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     """Short init timeout, short-lived tokens, two subscriptions per user."""
-    url = databases.create("strict")
-    folder = tmp_path_factory.mktemp("strict")
-    env = server_env(
-        url,
-        folder,
+    with own_server(
+        databases,
+        tmp_path_factory,
+        "strict",
         STACKLO_WS_INIT_TIMEOUT_SECONDS="1",
         STACKLO_ACCESS_TOKEN_TTL_SECONDS="6",
         STACKLO_SUBSCRIPTIONS_PER_USER="2",
-    )
-    process, base = start_server(env, folder / "server.log")
-    try:
-        yield Server(
-            base,
-            base.replace("http", "ws", 1) + "/graphql",
-            url,
-            env,
-            folder / "server.log",
-            process,
-        )
-    finally:
-        stop_server(process)
+    ) as running:
+        yield running
 
 
 async def _closed_code(ws: Any) -> int:

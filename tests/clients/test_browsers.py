@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.clients import CHROMIUM_FLAGS, HERE, chromium, run_node
-from tests.conftest import Databases, Server, server_env, start_server, stop_server
+from tests.conftest import Databases, Server, own_server
 from tests.helpers import GraphQLHTTP, sign_up
 
 
@@ -40,19 +40,12 @@ def _static(directory: Path) -> ThreadingHTTPServer:
 def origins(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Origins]:
     allowed, other = _static(HERE / "pages"), _static(HERE / "pages")
     allowed_origin = f"http://127.0.0.1:{allowed.server_address[1]}"
-    url = databases.create("browsers")
-    folder = tmp_path_factory.mktemp("browsers")
-    env = server_env(url, folder, STACKLO_CORS_ORIGINS=allowed_origin)
-    log = folder / "server.log"
-    process, base = start_server(env, log)
     try:
-        yield Origins(
-            allowed_origin,
-            f"http://127.0.0.1:{other.server_address[1]}",
-            Server(base, base.replace("http", "ws", 1) + "/graphql", url, env, log, process),
-        )
+        with own_server(
+            databases, tmp_path_factory, "browsers", STACKLO_CORS_ORIGINS=allowed_origin
+        ) as api:
+            yield Origins(allowed_origin, f"http://127.0.0.1:{other.server_address[1]}", api)
     finally:
-        stop_server(process)
         allowed.shutdown()
         other.shutdown()
 

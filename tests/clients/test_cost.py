@@ -16,7 +16,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.conftest import Databases, Server, server_env, start_server, stop_server
+from tests.conftest import Databases, Server, own_server
 from tests.helpers import GraphQLHTTP, SignedUp, key, sign_up
 
 
@@ -104,29 +104,17 @@ async def test_socket_answers_carry_their_cost(server: Server) -> None:
 
 @pytest.fixture(scope="module")
 def small(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    url = databases.create("budget")
-    folder = tmp_path_factory.mktemp("budget")
-    env = server_env(
-        url,
-        folder,
+    with own_server(
+        databases,
+        tmp_path_factory,
+        "budget",
         STACKLO_MAX_QUERY_COST="100",
         STACKLO_COST_BUCKET_SIZE="100",
         STACKLO_COST_RESTORE_PER_SECOND="20",
         STACKLO_MONEY_BUCKET_SIZE="2",
         STACKLO_MONEY_RESTORE_PER_SECOND="0.001",
-    )
-    process, base = start_server(env, folder / "server.log")
-    try:
-        yield Server(
-            base,
-            base.replace("http", "ws", 1) + "/graphql",
-            url,
-            env,
-            folder / "server.log",
-            process,
-        )
-    finally:
-        stop_server(process)
+    ) as running:
+        yield running
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import websockets
 from graphql import parse, print_ast
 
 from tests.clients import run_node
-from tests.conftest import Databases, Server, server_env, start_server, stop_server
+from tests.conftest import Databases, Server, own_server
 from tests.helpers import GraphQLHTTP, sign_up
 
 ME = "query Me { me { id email } }"
@@ -118,21 +118,10 @@ async def test_a_socket_runs_a_persisted_query_by_its_hash(server: Server) -> No
 
 @pytest.fixture(scope="module")
 def allowlist(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    url = databases.create("allowlist")
-    folder = tmp_path_factory.mktemp("allowlist")
-    env = server_env(url, folder, STACKLO_PERSISTED_QUERIES="allowlist")
-    process, base = start_server(env, folder / "server.log")
-    try:
-        yield Server(
-            base,
-            base.replace("http", "ws", 1) + "/graphql",
-            url,
-            env,
-            folder / "server.log",
-            process,
-        )
-    finally:
-        stop_server(process)
+    with own_server(
+        databases, tmp_path_factory, "allowlist", STACKLO_PERSISTED_QUERIES="allowlist"
+    ) as running:
+        yield running
 
 
 def register(server: Server, *files: Path) -> subprocess.CompletedProcess[str]:
