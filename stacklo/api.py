@@ -34,11 +34,13 @@ from stacklo.schema.common import (
     Connection,
     Currency,
     CurrencyCode,
+    decode_sequence_cursor,
+    decode_time_cursor,
 )
 from stacklo.schema.errors import ErrorPolicy, QuietSchema
 from stacklo.schema.fx import ConvertPayload, CreateQuotePayload, ExchangeRate
 from stacklo.schema.ledger import Transaction, TransactionEvent, WalletEvent
-from stacklo.schema.limits import CachedParse, OperationLimits, cost
+from stacklo.schema.limits import CachedParse, OperationLimits, cost, cursors
 from stacklo.schema.movements import (
     FreezeWalletPayload,
     OpenWalletPayload,
@@ -123,6 +125,7 @@ class Query:
     users: Connection[User] = strawberry.field(
         resolver=user_resolvers.users,
         description="Every user, newest first. " + _STAFF_READ,
+        metadata=cursors(decode_time_cursor),
         extensions=_allowed("users", "read"),
     )
     transaction: Transaction | None = strawberry.field(
@@ -140,6 +143,7 @@ class Query:
     audit_events: Connection[AuditEvent] = strawberry.field(
         resolver=user_resolvers.audit_events,
         description="The audit log, newest first. " + _STAFF_READ,
+        metadata=cursors(decode_sequence_cursor),
         extensions=_allowed("audit", "read"),
     )
 

@@ -19,8 +19,8 @@ from stacklo.schema.common import (
     FIRST,
     Connection,
     Currency,
-    decode_cursor,
     decode_global_id,
+    decode_sequence_cursor,
     decode_time_cursor,
     encode_cursor,
 )
@@ -89,9 +89,7 @@ async def audit_events(
     ] = None,
 ) -> Connection[AuditEvent]:
     limit = first_arg(info, first)
-    parts = decode_cursor(after, 1)
-    if parts and not parts[0].isdigit():
-        raise DomainError(ErrorCode.INVALID_INPUT, "after is not a valid cursor", ("after",))
+    after_id = decode_sequence_cursor(after)
     actor: uuid.UUID | None = None
     if actor_id is not None:
         decoded = decode_global_id(actor_id, "User")
@@ -99,9 +97,7 @@ async def audit_events(
         if actor is None:  # names nobody: nothing they did
             return Connection[AuditEvent].build([], has_next=False, has_previous=False)
     async with info.context.services.uow(read_only=True) as uow:
-        page = await uow.audit.page(
-            first=limit, after=int(parts[0]) if parts else None, action=action, actor_id=actor
-        )
+        page = await uow.audit.page(first=limit, after=after_id, action=action, actor_id=actor)
     return Connection[AuditEvent].build(
         [(encode_cursor(e.id), AuditEvent.of(e)) for e in page.items],
         has_next=page.has_next,

@@ -206,7 +206,8 @@ FIRST = strawberry.argument(
 )
 AFTER = strawberry.argument(
     description="Return the items after this cursor (an endCursor or edge cursor of this list); "
-    "opaque. A malformed cursor is INVALID_INPUT."
+    "opaque. Any other value refuses the whole operation before it runs (BAD_USER_INPUT naming "
+    "the field), so no parent is nulled."
 )
 
 
@@ -281,6 +282,17 @@ def decode_time_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
         raise DomainError(
             ErrorCode.INVALID_INPUT, "after is not a valid cursor", ("after",)
         ) from None
+
+
+def decode_sequence_cursor(cursor: str | None) -> int | None:
+    """A cursor of one increasing number (statement lines, audit events); a forged one is
+    INVALID_INPUT."""
+    parts = decode_cursor(cursor, 1)
+    if parts is None:
+        return None
+    if not parts[0].isdigit():
+        raise DomainError(ErrorCode.INVALID_INPUT, "after is not a valid cursor", ("after",))
+    return int(parts[0])
 
 
 def decode_global_id(value: str, type_name: str | None = None) -> tuple[str, str] | None:

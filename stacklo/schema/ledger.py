@@ -12,7 +12,6 @@ import strawberry
 from strawberry import relay
 
 from stacklo.domain import ledger, models
-from stacklo.domain.errors import DomainError, ErrorCode
 from stacklo.domain.models import WalletStatus
 from stacklo.domain.money import Money
 from stacklo.domain.ports import StatementEntry
@@ -24,12 +23,12 @@ from stacklo.schema.common import (
     Currency,
     CurrencyCode,
     MoneyType,
-    decode_cursor,
+    decode_sequence_cursor,
     encode_cursor,
     page_size,
 )
 from stacklo.schema.context import Info
-from stacklo.schema.limits import cost
+from stacklo.schema.limits import cost, cursors
 
 docs.described_enum(
     ledger.TransactionKind,
@@ -85,7 +84,10 @@ class Wallet(relay.Node):
     def available_balance(self) -> MoneyType:
         return MoneyType.of(self._wallet.available_money)
 
-    @strawberry.field(description="The wallet's statement, newest first, with the running balance.")
+    @strawberry.field(
+        description="The wallet's statement, newest first, with the running balance.",
+        metadata=cursors(decode_sequence_cursor),
+    )
     async def entries(
         self,
         info: Info,
@@ -93,12 +95,9 @@ class Wallet(relay.Node):
         after: Annotated[str | None, AFTER] = None,
     ) -> Connection[LedgerEntry]:
         limit = first_arg(info, first)
-        parts = decode_cursor(after, 1)
-        if parts and not parts[0].isdigit():
-            raise DomainError(ErrorCode.INVALID_INPUT, "after is not a valid cursor", ("after",))
         async with info.context.services.uow(read_only=True) as uow:
             page = await uow.ledger.statement(
-                self._wallet.id, first=limit, after=int(parts[0]) if parts else None
+                self._wallet.id, first=limit, after=decode_sequence_cursor(after)
             )
         return Connection[LedgerEntry].build(
             [(encode_cursor(e.id), LedgerEntry.of(e)) for e in page.items],

@@ -25,9 +25,10 @@ Cost model (static, from the document and its variables; in the spirit of Shopif
 - a connection (a field with a ``first`` argument whose type has ``edges``) costs 1 plus, for
   its ``edges``, ``first`` times (1 + the edge's selection); ``first`` is the argument or its
   variable, else the default page size; a ``first`` outside 0 to the maximum page size is
-  refused here, before anything runs, as BAD_USER_INPUT naming the field (the connections are
-  non-null, so an error in the field itself would null its parent: ``me`` would read as
-  signed out);
+  refused here, before anything runs, as BAD_USER_INPUT naming the field, and so is an
+  ``after`` the connection's declared decoder (``cursors(...)``) does not accept (the
+  connections are non-null, so an error in the field itself would null its parent: ``me``
+  would read as signed out);
 - a field that does more work declares its own base with ``cost(points=...)``;
 - introspection fields cost nothing here and do not count toward depth.
 """
@@ -36,7 +37,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +56,7 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    StringValueNode,
     VariableNode,
     get_named_type,
     is_composite_type,
@@ -64,6 +66,8 @@ from graphql.validation import MaxIntrospectionDepthRule
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
+from stacklo.domain.errors import DomainError
+
 DEFAULT_LIST_SIZE = 10
 # Mutations that check a password or mint a session: one per request, so aliases cannot turn
 # one request into many password guesses (the throttle counts requests).
@@ -71,6 +75,7 @@ AUTH_MUTATIONS = frozenset({"signUp", "logIn", "refreshSession", "changePassword
 INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
 _CAP = 10**15  # figures past this are refused anyway; capping keeps the arithmetic small
 _COST_KEY = "stacklo.cost"
+_CURSOR_KEY = "stacklo.cursors"
 # Where OperationLimits leaves an operation's Report on its ExecutionContext (read by budget.py).
 REPORT = "stacklo_report"
 
@@ -95,6 +100,12 @@ def count_tokens(text: str) -> int:
 def cost(*, points: int | None = None, size: int | None = None) -> dict[str, object]:
     """Field metadata declaring its cost: ``strawberry.field(metadata=cost(size=7))``."""
     return {_COST_KEY: (points, size)}
+
+
+def cursors(decode: Callable[[str], object]) -> dict[str, object]:
+    """Connection metadata: how its ``after`` decodes (raising on a forged cursor), so a bad
+    one is refused before execution instead of nulling the connection's parent."""
+    return {_CURSOR_KEY: decode}
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,27 +145,27 @@ class Over(Exception):
         self.maximum = maximum
 
 
-class OutOfRange(Exception):
-    """A page size outside 0..max_page: refused before anything runs, because the contract's
-    connections are non-null and a field error there would null their parent (``me``)."""
+class BadArgument(Exception):
+    """A connection's page size outside 0..max_page, or an ``after`` that is not one of its
+    cursors: refused before anything runs, because the contract's connections are non-null
+    and a field error there would null their parent (``me`` would read as signed out)."""
 
-    def __init__(self, node: FieldNode, value: int, maximum: int):
-        super().__init__(node.name.value)
+    def __init__(self, node: FieldNode, argument: str, message: str, **extensions: object):
+        super().__init__(message)
         self.node = node
-        self.value = value
-        self.maximum = maximum
+        self.argument = argument
+        self.extensions = extensions
 
     def error(self) -> GraphQLError:
         field = self.node.name.value
         return GraphQLError(
-            f"first on {field} must be 0 to {self.maximum}; got {self.value}. Page with "
-            "after and pageInfo.endCursor for more.",
+            f"{self.argument} on {field} {self}",
             nodes=[self.node],
             extensions={
                 "code": "BAD_USER_INPUT",
                 "field": field,
-                "argument": "first",
-                "maximum": self.maximum,
+                "argument": self.argument,
+                **self.extensions,
             },
         )
 
@@ -286,8 +297,10 @@ class _Walker:
         info = _field_info(parent, name)
         if info is None:
             return level, 0  # unknown (or __typename): validation decides
-        target, is_object, is_list, points, size, connection = info
+        target, is_object, is_list, points, size, connection, decode = info
         child_page = self._first(node) if connection else None
+        if decode is not None:
+            self._after(node, decode)
         depth, below = level, 0
         if node.selection_set is not None:
             depth, below = self.selection(node.selection_set, target, child_page, level + 1)
@@ -341,14 +354,37 @@ class _Walker:
         if not isinstance(value, int) or isinstance(value, bool):
             return self.bounds.default_page
         if not 0 <= value <= self.bounds.max_page:
-            raise OutOfRange(node, value, self.bounds.max_page)
+            raise BadArgument(
+                node,
+                "first",
+                f"must be 0 to {self.bounds.max_page}; got {value}. Page with after and "
+                "pageInfo.endCursor for more.",
+                maximum=self.bounds.max_page,
+            )
         return value
+
+    def _after(self, node: FieldNode, decode: Callable[[str], object]) -> None:
+        value: object = None
+        for argument in node.arguments or ():
+            if argument.name.value != "after":
+                continue
+            if isinstance(argument.value, StringValueNode):
+                value = argument.value.value
+            elif isinstance(argument.value, VariableNode):
+                value = self.variables.get(argument.value.name.value)
+        if isinstance(value, str):
+            try:
+                decode(value)
+            except DomainError:
+                raise BadArgument(
+                    node, "after", "is not a cursor of this list: pass an endCursor or edge cursor"
+                ) from None
 
     def _type(self, name: str, fallback: Any) -> Any:
         return self.schema.get_type(name) or fallback
 
 
-_Info = tuple[Any, bool, bool, int | None, int | None, bool]
+_Info = tuple[Any, bool, bool, int | None, int | None, bool, Callable[[str], object] | None]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -370,6 +406,7 @@ def _field_info(parent: Any, name: str) -> _Info | None:
         points,
         size,
         connection,
+        metadata.get(_CURSOR_KEY) if connection else None,
     )
 
 
@@ -458,8 +495,8 @@ class OperationLimits(SchemaExtension):
                 report = measure(schema, document, operation, ctx.variables, bounds(settings))
             except Over as over:
                 refused = refusal(over.limit, over.measured, over.maximum)
-            except OutOfRange as out:
-                refused = out.error()
+            except BadArgument as bad:
+                refused = bad.error()
             else:
                 setattr(ctx, REPORT, report)
                 if report.introspection:

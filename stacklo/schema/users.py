@@ -25,7 +25,7 @@ from stacklo.schema.common import (
 from stacklo.schema.context import Info
 from stacklo.schema.fx import Portfolio
 from stacklo.schema.ledger import Transaction, TransactionFilter, Wallet, first_arg
-from stacklo.schema.limits import cost
+from stacklo.schema.limits import cost, cursors
 
 
 @strawberry.type(
@@ -90,7 +90,10 @@ class User(relay.Node):
         found = await info.context.loaders.wallets_by_user.load(uuid.UUID(self.id))
         return Portfolio.of(await info.context.services.rates.portfolio(found, valuation_currency))
 
-    @strawberry.field(description="Transactions touching any of the user's wallets, newest first.")
+    @strawberry.field(
+        description="Transactions touching any of the user's wallets, newest first.",
+        metadata=cursors(decode_time_cursor),
+    )
     async def transactions(
         self,
         info: Info,

@@ -119,7 +119,8 @@ async def test_connections_cap_first_at_100(
         assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
         assert body["errors"][0]["extensions"]["field"] == "users"
     body = await client.post(USERS, {"f": 100, "a": "forged"}, token=token)
-    assert body["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert body["errors"][0]["extensions"]["argument"] == "after"
     assert "users" in (await client.data(USERS, {"f": 100}, token=token))
 
 

@@ -174,6 +174,31 @@ async def test_a_page_size_past_the_maximum_never_nulls_the_viewer(
     assert fine["me"]["email"] == user.email
 
 
+@pytest.mark.parametrize(
+    ("connection", "cursor"),
+    [
+        ("transactions", "forged"),
+        ("transactions", "MTIzfDQ1Ng"),  # well-formed base64, not a (time, id) pair
+        ("wallets { entries", "YWJj"),  # one part, not a number
+    ],
+)
+async def test_a_forged_cursor_never_nulls_the_viewer(
+    client: GraphQLHTTP, connection: str, cursor: str
+) -> None:
+    user = await sign_up(client)
+    closing = " }" if "{" in connection else ""
+    query = (
+        f"query($a: String) {{ me {{ email {connection}(after: $a) {{ edges {{ cursor }} }}"
+        f"{closing} }} }}"
+    )
+    body = await client.post(query, {"a": cursor}, token=user.access)
+    assert body.get("data") is None, body
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["argument"] == "after"
+    assert error["extensions"]["field"] == connection.split()[-1]
+
+
 DECIMAL_INLINE = (
     'mutation { sendMoney(input: {fromWalletId: "W", to: {email: "x@y.co"}, amount: %s, '
     'idempotencyKey: "k"}) { transaction { id } } }'

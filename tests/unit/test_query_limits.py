@@ -9,7 +9,7 @@ import pytest
 from graphql import parse
 
 from stacklo.api import schema
-from stacklo.schema.limits import Bounds, OutOfRange, Over, Report, measure, selected_operation
+from stacklo.schema.limits import BadArgument, Bounds, Over, Report, measure, selected_operation
 
 WIDE = Bounds(depth=100, aliases=10**9, cost=10**12, default_page=20, max_page=100)
 
@@ -38,7 +38,7 @@ def test_a_connection_multiplies_its_edges_by_first() -> None:
     assert report(query, {"n": 10}).cost == 2 + 10 * 2
     assert report(query).cost == 2 + 20 * 2  # the default page
     for bad in (500, -1):
-        with pytest.raises(OutOfRange):  # refused before execution, not capped
+        with pytest.raises(BadArgument):  # refused before execution, not capped
             report(query, {"n": bad})
     literal = "{ me { transactions(first: 5) { edges { node { reference } } } } }"
     assert report(literal).cost == 2 + 5 * 2
