@@ -120,6 +120,14 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_MAX_AMOUNT)
     )
 
+    # Merchants: the discount taken from each sale (basis points), how long a checkout stays
+    # open, how old a sale is before it settles to the merchant's wallet, and how often the
+    # worker expires checkouts and settles.
+    merchant_fee_bps: Decimal = Field(default=Decimal(150), ge=0, lt=10_000)
+    checkout_ttl_seconds: int = Field(default=1800, ge=60, le=86_400)
+    settlement_delay_seconds: int = Field(default=86_400, ge=0)
+    scheduler_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
+
     # Production refuses the sandbox payment provider and rate feed unless this is set
     # (staging): with it, anyone can mint sandbox money.
     allow_sandbox_in_production: bool = False

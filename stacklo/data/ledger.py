@@ -52,6 +52,7 @@ from stacklo.domain.money import CurrencyCode
 # Hot platform accounts (provider clearing, fees) are split over this many rows so that
 # concurrent deposits do not queue on one row lock. The account's balance is the sum.
 PLATFORM_SHARDS = 8
+MERCHANT_SHARDS = 4
 
 
 # Every write here carries its outbox events in the same statement (``announced``): a
@@ -208,6 +209,53 @@ class Ledger:
             .on_conflict_do_nothing()
         )
         return await self.platform_account(kind, currency, shard)
+
+    async def merchant_payable(
+        self, merchant_id: uuid.UUID, currency: CurrencyCode, shard: int | None = None
+    ) -> uuid.UUID:
+        """One shard of the merchant's payable, created on first use: a busy merchant's sales
+        spread over ``MERCHANT_SHARDS`` rows instead of queueing on one."""
+        shard = random.randrange(MERCHANT_SHARDS) if shard is None else shard  # noqa: S311 - load spreading
+        kind = AccountKind.MERCHANT_PAYABLE.value
+        found = (
+            await self._conn.execute(
+                select(wallets.c.id).where(
+                    wallets.c.kind == kind,
+                    wallets.c.merchant_id == merchant_id,
+                    wallets.c.currency == currency.value,
+                    wallets.c.shard == shard,
+                )
+            )
+        ).scalar()
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+        await self._conn.execute(
+            insert(wallets)
+            .values(
+                id=uuid.uuid4(),
+                kind=kind,
+                merchant_id=merchant_id,
+                currency=currency.value,
+                shard=shard,
+            )
+            .on_conflict_do_nothing()
+        )
+        return await self.merchant_payable(merchant_id, currency, shard)
+
+    async def merchant_payables(
+        self, merchant_id: uuid.UUID, currency: CurrencyCode
+    ) -> list[uuid.UUID]:
+        rows = await self._conn.execute(
+            select(wallets.c.id)
+            .where(
+                wallets.c.kind == AccountKind.MERCHANT_PAYABLE.value,
+                wallets.c.merchant_id == merchant_id,
+                wallets.c.currency == currency.value,
+            )
+            .order_by(wallets.c.id)
+        )
+        found = [r[0] for r in rows]
+        return found or [await self.merchant_payable(merchant_id, currency, 0)]
 
     async def save_wallets(self, changed: Sequence[Wallet]) -> None:
         if not changed:

@@ -85,6 +85,44 @@ CHECKS: list[tuple[str, str]] = [
            WHERE t.converted_amount IS NOT NULL AND t.status = 'COMPLETED'
            GROUP BY t.id HAVING coalesce(sum(e.amount), 0) <> t.converted_amount""",
     ),
+    (
+        "each merchant's payable equals its sales less fees, refunds taken from it and settlements",
+        """SELECT m.id, coalesce(p.balance, 0) AS payable,
+                  coalesce(s.owed, 0) - coalesce(t.settled, 0) AS expected
+           FROM merchants m
+           LEFT JOIN (SELECT merchant_id, sum(balance) AS balance FROM wallets
+                      WHERE kind = 'MERCHANT_PAYABLE' GROUP BY merchant_id) p
+             ON p.merchant_id = m.id
+           LEFT JOIN (SELECT merchant_id, sum(amount - fee - refunded_from_payable) AS owed
+                      FROM checkouts WHERE paid_at IS NOT NULL GROUP BY merchant_id) s
+             ON s.merchant_id = m.id
+           LEFT JOIN (SELECT (metadata ->> 'merchant_id')::uuid AS merchant_id,
+                             sum(amount) AS settled
+                      FROM ledger_transactions WHERE kind = 'SETTLEMENT' AND status = 'COMPLETED'
+                      GROUP BY 1) t
+             ON t.merchant_id = m.id
+           WHERE coalesce(p.balance, 0) <> coalesce(s.owed, 0) - coalesce(t.settled, 0)""",
+    ),
+    (
+        "a paid checkout's payment moved exactly its amount and fee",
+        """SELECT c.id, t.reference FROM checkouts c
+           LEFT JOIN ledger_transactions t ON t.id = c.payment_transaction_id
+           WHERE c.paid_at IS NOT NULL
+             AND (t.id IS NULL OR t.kind <> 'CHECKOUT_PAYMENT' OR t.status <> 'COMPLETED'
+                  OR t.amount <> c.amount OR t.fee <> c.fee OR t.currency <> c.currency)""",
+    ),
+    (
+        "a checkout's refunds add up to what it says was refunded and returned of the fee",
+        """SELECT c.id, c.refunded, coalesce(r.total, 0) AS refunds, c.fee_returned,
+                  coalesce(r.fees, 0) AS fees_returned
+           FROM checkouts c
+           LEFT JOIN (SELECT cr.checkout_id, sum(t.amount) AS total, sum(t.fee) AS fees
+                      FROM checkout_refunds cr
+                      JOIN ledger_transactions t ON t.id = cr.transaction_id
+                      WHERE t.kind = 'REFUND' AND t.status = 'COMPLETED'
+                      GROUP BY cr.checkout_id) r ON r.checkout_id = c.id
+           WHERE c.refunded <> coalesce(r.total, 0) OR c.fee_returned <> coalesce(r.fees, 0)""",
+    ),
 ]
 
 

@@ -104,11 +104,14 @@ def _insert_events(select: str) -> str:
     return f"INSERT INTO outbox_events (topic, aggregate_id, audience, payload) {select}"
 
 
-# A transaction created or changing status; the audience is the owners of its wallets.
+# A transaction created or changing status; the audience is the owners of its wallets, and
+# the owner of the merchant whose payable it touches.
 TRANSACTION_EVENT = _insert_events(
     f"""SELECT '{TRANSACTION}', :ev_aggregate,
-              ARRAY(SELECT user_id FROM wallets
-                    WHERE id = ANY(CAST(:ev_wallets AS uuid[])) AND user_id IS NOT NULL),
+              ARRAY(SELECT coalesce(w.user_id, m.user_id) FROM wallets w
+                    LEFT JOIN merchants m ON m.id = w.merchant_id
+                    WHERE w.id = ANY(CAST(:ev_wallets AS uuid[]))
+                      AND coalesce(w.user_id, m.user_id) IS NOT NULL),
               CAST(:ev_payload AS jsonb)"""  # noqa: S608 - constants only, values are bound
 )
 # Customer wallets opened or changed, one event each, for their owner (none: no row).

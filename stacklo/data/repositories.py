@@ -66,6 +66,7 @@ def wallet_of_row(row: Row[Any]) -> Wallet:
         status=WalletStatus(row.status),
         created_at=row.created_at,
         kind=AccountKind(row.kind),
+        merchant_id=row.merchant_id,
     )
 
 

@@ -129,6 +129,8 @@ wallets = Table(
     Column("kind", String(24), nullable=False, server_default="CUSTOMER"),
     Column("currency", String(8), nullable=False),
     Column("shard", SmallInteger, nullable=False, server_default="0"),
+    # A merchant payable's merchant (its shards are keyed by merchant, not by kind alone).
+    Column("merchant_id", UUID(as_uuid=True), ForeignKey("merchants.id", ondelete="RESTRICT")),
     Column("balance", MONEY, nullable=False, server_default="0"),
     Column("held", MONEY, nullable=False, server_default="0"),
     Column("status", String(8), nullable=False, server_default="ACTIVE"),
@@ -138,6 +140,7 @@ wallets = Table(
     CheckConstraint(_one_of("currency", CURRENCY_VALUES), name="currency"),
     CheckConstraint(_one_of("status", [s.value for s in WalletStatus]), name="status"),
     CheckConstraint("(kind = 'CUSTOMER') = (user_id IS NOT NULL)", name="owner"),
+    CheckConstraint("(kind = 'MERCHANT_PAYABLE') = (merchant_id IS NOT NULL)", name="merchant"),
     # Customer money never goes below zero and never more is held than is there.
     CheckConstraint(
         "kind <> 'CUSTOMER' OR (balance >= 0 AND held >= 0 AND held <= balance)",
@@ -156,7 +159,15 @@ wallets = Table(
         "currency",
         "shard",
         unique=True,
-        postgresql_where=text("kind <> 'CUSTOMER'"),
+        postgresql_where=text("kind NOT IN ('CUSTOMER', 'MERCHANT_PAYABLE')"),
+    ),
+    Index(
+        "uq_wallets_merchant_payable",
+        "merchant_id",
+        "currency",
+        "shard",
+        unique=True,
+        postgresql_where=text("kind = 'MERCHANT_PAYABLE'"),
     ),
 )
 
@@ -375,4 +386,114 @@ persisted_operations = Table(
     Column("name", String(128)),
     _now(),
     CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name="sha256_hex"),
+)
+
+MERCHANT_STATUSES = ["PENDING_REVIEW", "ACTIVE", "SUSPENDED", "REJECTED"]
+CHECKOUT_STATUSES = ["OPEN", "PAID", "EXPIRED", "CANCELLED", "REFUNDED"]
+PAYMENT_METHODS = ["WALLET", "INSTALLMENTS"]
+
+# One merchant per user (the unique user_id).
+merchants = Table(
+    "merchants",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column(
+        "user_id",
+        UUID(as_uuid=True),
+        ForeignKey("users.id", ondelete="RESTRICT"),
+        nullable=False,
+        unique=True,
+    ),
+    Column("name", String(100), nullable=False),
+    Column("category", String(60), nullable=False),
+    Column("settlement_currency", String(8), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("review_reason", Text),
+    _now(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(_one_of("status", MERCHANT_STATUSES), name="status"),
+    CheckConstraint(_one_of("settlement_currency", CURRENCY_VALUES), name="currency"),
+)
+
+checkouts = Table(
+    "checkouts",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column(
+        "merchant_id",
+        UUID(as_uuid=True),
+        ForeignKey("merchants.id", ondelete="RESTRICT"),
+        nullable=False,
+    ),
+    Column("currency", String(8), nullable=False),
+    Column("amount", MONEY, nullable=False),
+    # OPEN is stored until the worker writes EXPIRED; reads compare expires_at themselves.
+    Column("status", String(12), nullable=False),
+    Column("description", Text),
+    Column("reference", String(64)),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("payment_method", String(16)),
+    Column("payer_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="RESTRICT")),
+    Column("payment_transaction_id", UUID(as_uuid=True), ForeignKey("ledger_transactions.id")),
+    Column("paid_at", DateTime(timezone=True)),
+    Column("fee", MONEY, nullable=False, server_default="0"),
+    Column("refunded", MONEY, nullable=False, server_default="0"),
+    Column("fee_returned", MONEY, nullable=False, server_default="0"),
+    Column("refunded_from_payable", MONEY, nullable=False, server_default="0"),
+    Column("settled_at", DateTime(timezone=True)),
+    Column("settlement_transaction_id", UUID(as_uuid=True), ForeignKey("ledger_transactions.id")),
+    _now(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(_one_of("status", CHECKOUT_STATUSES), name="status"),
+    CheckConstraint(_one_of("currency", CURRENCY_VALUES), name="currency"),
+    CheckConstraint(
+        "payment_method IS NULL OR " + _one_of("payment_method", PAYMENT_METHODS), name="method"
+    ),
+    CheckConstraint(
+        "amount > 0 AND fee >= 0 AND fee <= amount AND refunded >= 0 AND refunded <= amount "
+        "AND fee_returned >= 0 AND fee_returned <= fee",
+        name="amounts",
+    ),
+    # Paid exactly when it has its payment; refunded in full exactly when REFUNDED.
+    CheckConstraint(
+        "(status IN ('PAID', 'REFUNDED')) = (payment_transaction_id IS NOT NULL)", name="paid"
+    ),
+    CheckConstraint("(status = 'REFUNDED') = (refunded = amount)", name="refunded"),
+    # The merchant's own order reference: one checkout each.
+    Index(
+        "uq_checkouts_merchant_reference",
+        "merchant_id",
+        "reference",
+        unique=True,
+        postgresql_where=text("reference IS NOT NULL"),
+    ),
+    Index("ix_checkouts_merchant_created", "merchant_id", text("created_at DESC"), text("id DESC")),
+    Index("ix_checkouts_open_expiry", "expires_at", postgresql_where=text("status = 'OPEN'")),
+    # Settlement looks for paid, unsettled sales by merchant and payment time.
+    Index(
+        "ix_checkouts_unsettled",
+        "merchant_id",
+        "paid_at",
+        postgresql_where=text("paid_at IS NOT NULL AND settled_at IS NULL"),
+    ),
+)
+
+# A checkout's refunds, one row per REFUND transaction.
+checkout_refunds = Table(
+    "checkout_refunds",
+    metadata,
+    Column(
+        "transaction_id",
+        UUID(as_uuid=True),
+        ForeignKey("ledger_transactions.id"),
+        primary_key=True,
+    ),
+    Column(
+        "checkout_id",
+        UUID(as_uuid=True),
+        ForeignKey("checkouts.id", ondelete="RESTRICT"),
+        nullable=False,
+    ),
+    _now(),
+    Index("ix_checkout_refunds_checkout_id", "checkout_id", "created_at"),
 )

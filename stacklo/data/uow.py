@@ -9,6 +9,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
+from stacklo.data.commerce import Checkouts, Merchants
 from stacklo.data.fx import Quotes, Rates
 from stacklo.data.ledger import Idempotency, Ledger
 from stacklo.data.outbox import Outbox
@@ -38,6 +39,8 @@ class SqlUnitOfWork:
     outbox: Outbox
     rates: Rates
     quotes: Quotes
+    merchants: Merchants
+    checkouts: Checkouts
 
     def __init__(self, engine: AsyncEngine, read_only: bool = False):
         self._engine = engine
@@ -69,6 +72,8 @@ class SqlUnitOfWork:
         self.outbox = Outbox(self._conn)
         self.rates = Rates(self._conn)
         self.quotes = Quotes(self._conn)
+        self.merchants = Merchants(self._conn)
+        self.checkouts = Checkouts(self._conn)
         return self
 
     async def __aexit__(

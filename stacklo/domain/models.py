@@ -71,6 +71,8 @@ class Wallet:
     status: WalletStatus
     created_at: datetime
     kind: AccountKind = AccountKind.CUSTOMER
+    # A merchant payable's merchant (None for every other account).
+    merchant_id: uuid.UUID | None = None
 
     @classmethod
     def open(cls, user_id: uuid.UUID, code: CurrencyCode, now: datetime) -> Wallet:

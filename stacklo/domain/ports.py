@@ -11,6 +11,7 @@ from enum import Enum
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from stacklo.domain.commerce import Checkout, CheckoutStatus, Merchant, SalesSummary
 from stacklo.domain.events import OutboxEvent
 from stacklo.domain.fx import Quote, Snapshot
 from stacklo.domain.ledger import (
@@ -114,6 +115,72 @@ class WalletRepository(Protocol):
     ) -> Wallet | None: ...
 
 
+class MerchantRepository(Protocol):
+    async def add(self, merchant: Merchant) -> None:
+        """Raises Conflict("merchant") when the user already has one."""
+        ...
+
+    async def get(self, merchant_id: uuid.UUID, *, for_update: bool = False) -> Merchant | None: ...
+    async def get_many(self, ids: Sequence[uuid.UUID]) -> list[Merchant]: ...
+    async def for_users(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Merchant]: ...
+    async def save(self, merchant: Merchant) -> None:
+        """Status and review reason (the caller holds the row locked)."""
+        ...
+
+    async def payable_balance(self, merchant_id: uuid.UUID) -> Decimal:
+        """The sum of the merchant's payable shards."""
+        ...
+
+    async def sales(
+        self, merchant: Merchant, start: datetime | None, end: datetime | None
+    ) -> SalesSummary:
+        """Checkouts paid in [start, end): counts and sums, refunds of them included."""
+        ...
+
+
+class CheckoutRepository(Protocol):
+    async def add(self, checkout: Checkout) -> None:
+        """Raises Conflict("reference") when the merchant already used the reference."""
+        ...
+
+    async def get(self, checkout_id: uuid.UUID, *, for_update: bool = False) -> Checkout | None: ...
+    async def get_many(self, ids: Sequence[uuid.UUID]) -> list[Checkout]: ...
+    async def by_reference(self, merchant_id: uuid.UUID, reference: str) -> Checkout | None: ...
+    async def save(self, checkout: Checkout) -> None:
+        """Everything that changes after creation (the caller holds the row locked)."""
+        ...
+
+    async def add_refund(self, checkout_id: uuid.UUID, transaction_id: uuid.UUID) -> None: ...
+    async def refunds(self, checkout_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
+        """Each checkout's refund transactions, oldest first."""
+        ...
+
+    async def page(
+        self,
+        merchant_id: uuid.UUID,
+        *,
+        first: int,
+        after: tuple[datetime, uuid.UUID] | None,
+        status: CheckoutStatus | None,
+        now: datetime,
+    ) -> Page[Checkout]: ...
+    async def expire(self, now: datetime) -> int:
+        """Write EXPIRED on OPEN checkouts whose time has passed; how many."""
+        ...
+
+    async def merchants_to_settle(self, cutoff: datetime) -> list[uuid.UUID]: ...
+    async def unsettled_for_update(
+        self, merchant_id: uuid.UUID, cutoff: datetime
+    ) -> list[Checkout]:
+        """Paid before ``cutoff`` and not settled, locked in id order (re-checked after the
+        lock: what another run settled meanwhile is not returned)."""
+        ...
+
+    async def mark_settled(
+        self, ids: Sequence[uuid.UUID], at: datetime, transaction_id: uuid.UUID | None
+    ) -> None: ...
+
+
 class AuditLog(Protocol):
     async def record(self, event: AuditEvent) -> None: ...
     async def get(self, event_id: int) -> AuditEvent | None: ...
@@ -137,6 +204,18 @@ class LedgerRepository(Protocol):
     async def platform_account(
         self, kind: AccountKind, currency: CurrencyCode, shard: int | None = None
     ) -> uuid.UUID: ...
+    async def merchant_payable(
+        self, merchant_id: uuid.UUID, currency: CurrencyCode, shard: int | None = None
+    ) -> uuid.UUID:
+        """One shard of the merchant's payable (a random one unless named), made on first use."""
+        ...
+
+    async def merchant_payables(
+        self, merchant_id: uuid.UUID, currency: CurrencyCode
+    ) -> list[uuid.UUID]:
+        """Every shard of the merchant's payable, in id order (made if none exists yet)."""
+        ...
+
     async def save_wallets(self, changed: Sequence[Wallet]) -> None:
         """Balances and holds, with an outbox event per customer wallet."""
         ...
@@ -263,6 +342,10 @@ class UnitOfWork(Protocol):
     def rates(self) -> RateHistory: ...
     @property
     def quotes(self) -> QuoteRepository: ...
+    @property
+    def merchants(self) -> MerchantRepository: ...
+    @property
+    def checkouts(self) -> CheckoutRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

@@ -14,6 +14,7 @@ from decimal import Decimal
 from stacklo.data.fx import MemoryRateCache
 from stacklo.data.ledger_check import verify
 from stacklo.data.uow import SqlUnitOfWorkFactory
+from stacklo.domain.checkouts import Checkouts
 from stacklo.domain.conversions import Conversions
 from stacklo.domain.funding import Funding, StartDeposit
 from stacklo.domain.fx import (
@@ -25,6 +26,7 @@ from stacklo.domain.fx import (
     Snapshot,
 )
 from stacklo.domain.ledger import Transaction
+from stacklo.domain.merchants import Merchants
 from stacklo.domain.models import KycStatus, RequestMeta, Role, User, Wallet
 from stacklo.domain.money import CurrencyCode, Money, to_minor_units
 from stacklo.domain.ports import (
@@ -36,6 +38,7 @@ from stacklo.domain.ports import (
 )
 from stacklo.domain.quotes import Quotes
 from stacklo.domain.rates import Rates
+from stacklo.domain.settlement import Settlement
 from stacklo.domain.spending import DailyLimits
 from stacklo.domain.transfers import Transfers
 from stacklo.domain.wallets import Wallets, add_wallet
@@ -100,9 +103,17 @@ class World:
         self.transfers = Transfers(uow, self.clock, limits)
         self.funding = Funding(uow, self.clock, self.provider, limits)
         self.wallets = Wallets(uow, self.clock)
+        self.merchants = Merchants(uow, self.clock)
+        self.checkouts = Checkouts(
+            uow, self.clock, fee_bps=Decimal(150), ttl=timedelta(seconds=1800)
+        )
+        self.settlement = Settlement(uow, self.clock, timedelta(days=1))
 
     async def person(
-        self, currency: CurrencyCode = NGN, kyc: KycStatus = KycStatus.VERIFIED
+        self,
+        currency: CurrencyCode = NGN,
+        kyc: KycStatus = KycStatus.VERIFIED,
+        roles: tuple[Role, ...] = (Role.CUSTOMER,),
     ) -> tuple[User, Wallet]:
         user = User(
             id=uuid.uuid4(),
@@ -110,7 +121,7 @@ class World:
             full_name="Ada Obi",
             phone_number=None,
             password_hash="h",
-            roles=[Role.CUSTOMER],
+            roles=list(roles),
             kyc_status=kyc,
             created_at=self.clock(),
         )
