@@ -6,7 +6,7 @@ packages import one way, ``api -> resolvers -> schema -> domain``.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import strawberry
@@ -19,15 +19,26 @@ from strawberry.schema.config import StrawberryConfig
 from stacklo.domain.fx import SUPPORTED_PAIRS
 from stacklo.observability import observe_operation
 from stacklo.resolvers import auth as auth_resolvers
+from stacklo.resolvers import checkouts as checkout_resolvers
 from stacklo.resolvers import funding as funding_resolvers
 from stacklo.resolvers import fx as fx_resolvers
 from stacklo.resolvers import kyc as kyc_resolvers
+from stacklo.resolvers import merchants as merchant_resolvers
 from stacklo.resolvers import realtime as realtime_resolvers
 from stacklo.resolvers import transfers as transfer_resolvers
 from stacklo.resolvers import users as user_resolvers
 from stacklo.resolvers import wallets as wallet_resolvers
 from stacklo.schema.budget import CostBudget
+from stacklo.schema.commerce import (
+    Checkout,
+    CreateCheckoutPayload,
+    PayCheckoutPayload,
+    RefundCheckoutPayload,
+    RegisterMerchantPayload,
+    ReviewMerchantPayload,
+)
 from stacklo.schema.common import (
+    DATE_SCALAR,
     DATETIME_SCALAR,
     DECIMAL_SCALAR,
     JSON_SCALAR,
@@ -108,9 +119,10 @@ class Query:
     node: relay.Node | None = strawberry.field(
         resolver=user_resolvers.node,
         description="Any object by its global ID, or null unless the viewer may see it: their "
-        "own objects; staff also users, customer wallets, transactions, ledger entries and "
-        "audit events; a quote only its creator. Unknown, malformed and foreign ids are null "
-        "alike, and so is everything for an anonymous caller.",
+        "own objects; staff also users, customer wallets, transactions, ledger entries, "
+        "merchants and audit events; a quote only its creator; a checkout anyone signed in. "
+        "Unknown, malformed and foreign ids are null alike, and so is everything for an "
+        "anonymous caller.",
     )
     me: User | None = strawberry.field(
         resolver=user_resolvers.me,
@@ -145,6 +157,12 @@ class Query:
         description="The audit log, newest first. " + _STAFF_READ,
         metadata=cursors(decode_sequence_cursor),
         extensions=_allowed("audit", "read"),
+    )
+    checkout: Checkout | None = strawberry.field(
+        resolver=checkout_resolvers.checkout,
+        description="A checkout by its id, for anyone signed in (the payer needs it); null for "
+        "an unknown or malformed id and for an anonymous caller. Its merchant-side fields say "
+        "who else sees them.",
     )
 
 
@@ -258,6 +276,54 @@ class Mutation:
         "IDEMPOTENCY_KEY_REUSED.",
         extensions=_authenticated,
     )
+    register_merchant: RegisterMerchantPayload = strawberry.mutation(
+        resolver=merchant_resolvers.register_merchant,
+        extensions=_authenticated,
+        description="Registers the viewer's merchant, PENDING_REVIEW until staff decide; one "
+        "per user. Needs a VERIFIED identity. " + _SIGNED_IN + " userErrors: KYC_REQUIRED, "
+        "INVALID_STATE (already has one), INVALID_INPUT.",
+    )
+    review_merchant: ReviewMerchantPayload = strawberry.mutation(
+        resolver=merchant_resolvers.review_merchant,
+        extensions=_allowed("merchants", "review"),
+        description="Approves (ACTIVE; the owner gains the MERCHANT role), rejects or suspends "
+        "a merchant, saying why when refusing; audited as merchant.reviewed. Nobody reviews "
+        "their own merchant. " + _ADMIN + " userErrors: NOT_FOUND, INVALID_STATE, "
+        "INVALID_INPUT.",
+    )
+    create_checkout: CreateCheckoutPayload = strawberry.mutation(
+        resolver=checkout_resolvers.create_checkout,
+        extensions=_authenticated,
+        description="Creates an OPEN checkout for the viewer's ACTIVE merchant, payable until "
+        "expiresAt (30 minutes by default). " + _SIGNED_IN + " userErrors: NOT_FOUND, "
+        "INVALID_STATE (merchant not ACTIVE, or reference already used), INVALID_INPUT.",
+    )
+    pay_checkout: PayCheckoutPayload = strawberry.mutation(
+        resolver=checkout_resolvers.pay_checkout,
+        extensions=_authenticated,
+        description="Pays an OPEN checkout from the viewer's wallet: one CHECKOUT_PAYMENT, "
+        "COMPLETED at once; the checkout becomes PAID exactly once however many payers try "
+        "(the others get INVALID_STATE). The payer's and the merchant owner's "
+        "transactionUpdated subscriptions receive it. "
+        + _SIGNED_IN
+        + " "
+        + _IDEMPOTENT
+        + " userErrors: NOT_FOUND, INVALID_STATE (not OPEN, merchant not ACTIVE, INSTALLMENTS), "
+        "INVALID_INPUT (own checkout), CURRENCY_MISMATCH, WALLET_FROZEN, INSUFFICIENT_FUNDS, "
+        "IDEMPOTENCY_KEY_REUSED.",
+    )
+    refund_checkout: RefundCheckoutPayload = strawberry.mutation(
+        resolver=checkout_resolvers.refund_checkout,
+        extensions=_authenticated,
+        description="Gives a PAID checkout's money back to the payer's wallet, all of it or "
+        "part; the merchant discount is returned pro rata. The merchant's part comes from its "
+        "payable, or from its owner's wallet once the sale is settled. By the merchant's owner, "
+        "or staff with the right (ADMIN). "
+        + _IDEMPOTENT
+        + " userErrors: NOT_FOUND, INVALID_STATE, INVALID_INPUT (more than remains), "
+        "INSUFFICIENT_FUNDS (settled, and the owner's wallet holds too little; nothing moves), "
+        "WALLET_FROZEN, IDEMPOTENCY_KEY_REUSED.",
+    )
 
 
 _RESUMABLE = (
@@ -318,7 +384,12 @@ schema = QuietSchema(
     subscription=Subscription,
     config=StrawberryConfig(
         auto_camel_case=True,
-        scalar_map={Decimal: DECIMAL_SCALAR, datetime: DATETIME_SCALAR, JSON: JSON_SCALAR},
+        scalar_map={
+            Decimal: DECIMAL_SCALAR,
+            datetime: DATETIME_SCALAR,
+            date: DATE_SCALAR,
+            JSON: JSON_SCALAR,
+        },
     ),
     extensions=[
         ErrorPolicy,

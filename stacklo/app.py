@@ -31,17 +31,20 @@ from stacklo.config import Settings
 from stacklo.data.buckets import SharedBuckets
 from stacklo.data.db import create_engine, migrate, start_embedded
 from stacklo.data.fx import MemoryRateCache, RedisRateCache
-from stacklo.data.outbox import RATE_FEED_LOCK, RelayConnection
+from stacklo.data.outbox import RATE_FEED_LOCK, SCHEDULER_LOCK, RelayConnection
 from stacklo.data.persisted import MemoryQueryCache, QueryCache, RedisQueryCache, Registered
 from stacklo.data.uow import SqlUnitOfWorkFactory
 from stacklo.domain.auth import AuthService
 from stacklo.domain.budget import Bucket, Budget
+from stacklo.domain.checkouts import Checkouts
 from stacklo.domain.conversions import Conversions
 from stacklo.domain.funding import Funding
 from stacklo.domain.kyc import Kyc
+from stacklo.domain.merchants import Merchants
 from stacklo.domain.ports import PaymentProvider, RateCache, RateFeed, UnitOfWorkFactory
 from stacklo.domain.quotes import Quotes
 from stacklo.domain.rates import Rates
+from stacklo.domain.settlement import Settlement
 from stacklo.domain.spending import DailyLimits
 from stacklo.domain.transfers import Transfers
 from stacklo.domain.visibility import Visibility
@@ -58,6 +61,7 @@ from stacklo.observability import (
 )
 from stacklo.realtime.broadcast import make_broadcast
 from stacklo.realtime.feed import RateTicker
+from stacklo.realtime.leader import run_as_leader
 from stacklo.realtime.relay import Relay
 from stacklo.realtime.sessions import SessionGuard
 from stacklo.realtime.streams import Streams
@@ -117,10 +121,27 @@ async def run_jobs(
         interval_seconds=settings.rate_tick_seconds,
         history=timedelta(days=settings.rate_history_days),
     )
+    uow = SqlUnitOfWorkFactory(engine)
+    checkouts = build_checkouts(settings, uow)
+    settlement = Settlement(uow, utcnow, timedelta(seconds=settings.settlement_delay_seconds))
+
+    async def scheduled() -> None:
+        expired = await checkouts.expire()
+        settled = await settlement.run()
+        if expired or settled:
+            log.info("scheduled", checkouts_expired=expired, merchants_settled=settled)
+
     try:
         await asyncio.gather(
             relay.run(stop, RelayConnection(engine)),
             ticker.run(stop, RelayConnection(engine, RATE_FEED_LOCK, listen=None)),
+            run_as_leader(
+                "scheduler",
+                RelayConnection(engine, SCHEDULER_LOCK, listen=None),
+                stop,
+                settings.scheduler_interval_seconds,
+                scheduled,
+            ),
         )
     finally:
         if isinstance(feed, CoinbaseRateFeed):
@@ -183,6 +204,17 @@ def build_services(
             per_user=settings.subscriptions_per_user,
         ),
         sessions=SessionGuard(uow, utcnow),
+        merchants=Merchants(uow, utcnow),
+        checkouts=build_checkouts(settings, uow),
+    )
+
+
+def build_checkouts(settings: Settings, uow: UnitOfWorkFactory) -> Checkouts:
+    return Checkouts(
+        uow,
+        utcnow,
+        fee_bps=settings.merchant_fee_bps,
+        ttl=timedelta(seconds=settings.checkout_ttl_seconds),
     )
 
 

@@ -30,6 +30,7 @@ from stacklo.domain.models import AccountKind, Wallet
 # live delivery is in position order; the others stand by and take over if it dies.
 RELAY_LOCK = 7_246_002
 RATE_FEED_LOCK = 7_246_003
+SCHEDULER_LOCK = 7_246_004
 
 
 class RelayConnection:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
+from stacklo.domain.commerce import Merchant
 from stacklo.domain.fx import Quote
 from stacklo.domain.models import AccountKind, User, Viewer, Wallet
 from stacklo.domain.ports import Permissions
@@ -57,3 +58,18 @@ class Visibility:
 
     def audit_log(self, viewer: Viewer | None) -> bool:
         return self.may(viewer, "audit", "read")
+
+    def merchant(self, viewer: Viewer | None, merchant: Merchant) -> bool:
+        """A merchant's books (payable, checkouts, sales): its owner's, and staff's. Its
+        public face (name, category) goes with any checkout of it."""
+        return viewer is not None and (
+            merchant.user_id == viewer.user.id or self.may(viewer, "merchants", "read")
+        )
+
+    def checkout(self, viewer: Viewer | None) -> bool:
+        """A checkout, to anyone signed in who holds its id: the payer must see what they pay."""
+        return viewer is not None
+
+    def refund_any_checkout(self, viewer: Viewer | None) -> bool:
+        """Refunding a checkout of a merchant one does not own."""
+        return self.may(viewer, "checkouts", "refund")

@@ -8,7 +8,6 @@ age, and past ``STACKLO_RATE_MAX_AGE_SECONDS`` quotes are refused (PROVIDER_UNAV
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from datetime import timedelta
 
@@ -17,6 +16,7 @@ from prometheus_client import Counter
 from stacklo.domain.ports import Clock, ProviderUnavailable, RateFeed
 from stacklo.domain.rates import Rates
 from stacklo.observability import log
+from stacklo.realtime.leader import run_as_leader
 from stacklo.realtime.relay import Leadership
 
 TICKS = Counter("stacklo_rate_ticks_total", "Rate feed readings, by outcome.", ["outcome"])
@@ -57,24 +57,4 @@ class RateTicker:
         return True
 
     async def run(self, stop: asyncio.Event, leadership: Leadership) -> None:
-        leading = False
-        try:
-            while not stop.is_set():
-                try:
-                    if not leading or not await leadership.alive():
-                        await leadership.close() if leading else None
-                        leading = await leadership.lead(lambda *_: None)
-                        if leading:
-                            log.info("rate_feed_leading", feed=self._feed.name)
-                    if leading:
-                        await self.tick()
-                except asyncio.CancelledError:
-                    raise
-                except Exception as e:  # the database blinked: try again next tick
-                    log.warning("rate_feed_error", error=repr(e))
-                    leading = False
-                    await leadership.close()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self._interval)
-        finally:
-            await leadership.close()
+        await run_as_leader("rate_feed", leadership, stop, self._interval, self.tick)

@@ -14,6 +14,7 @@ import strawberry
 from stacklo.domain import ledger, money
 from stacklo.domain.errors import DomainError, ErrorCode
 from stacklo.domain.models import KycStatus, Viewer
+from stacklo.schema.commerce import Checkout, Merchant
 from stacklo.schema.common import (
     AFTER,
     FIRST,
@@ -129,7 +130,7 @@ async def node(
     id: Annotated[
         strawberry.ID, strawberry.argument(description="A global ID, as any object's id gives it.")
     ],
-) -> User | Wallet | AuditEvent | Transaction | LedgerEntry | Quote | None:
+) -> User | Wallet | AuditEvent | Transaction | LedgerEntry | Quote | Merchant | Checkout | None:
     """Any object by global ID. A foreign, unknown or malformed id is null, never an error."""
     viewer = await info.context.viewer()
     decoded = decode_global_id(id)
@@ -159,6 +160,12 @@ async def node(
     if type_name == "Quote":
         quote = await info.context.services.quotes.get(key)
         return Quote.of(quote) if quote and visibility.quote(viewer, quote) else None
+    if type_name == "Merchant":
+        merchant = await loaders.merchants.load(key)
+        return Merchant.of(merchant) if merchant and visibility.merchant(viewer, merchant) else None
+    if type_name == "Checkout":
+        found = await info.context.services.checkouts.get(key)
+        return Checkout.of(found) if found and visibility.checkout(viewer) else None
     return None
 
 

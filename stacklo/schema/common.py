@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 import strawberry
 from graphql import StringValueNode, ValueNode
 from strawberry import relay
-from strawberry.schema.types.base_scalars import DateTimeDefinition
+from strawberry.schema.types.base_scalars import DateDefinition, DateTimeDefinition
 
 from stacklo.domain import money
 from stacklo.domain.errors import DomainError, ErrorCode
@@ -108,6 +108,12 @@ DATETIME_SCALAR = dataclasses.replace(
         "A date and time in ISO 8601, e.g. 2025-01-31T09:15:00.123456+00:00. The server "
         "answers in UTC, offset included; send an offset too (e.g. Z or +01:00)."
     ),
+)
+
+# strawberry's own Date, with our words.
+DATE_SCALAR = dataclasses.replace(
+    DateDefinition,
+    description="A calendar day in ISO 8601, e.g. 2026-12-31, with no time or zone.",
 )
 
 # The JSON scalar (values pass through unchanged), described without a directive.

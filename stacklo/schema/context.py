@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as _Info
 
+from stacklo.domain.commerce import Merchant
 from stacklo.domain.errors import Unauthenticated
 from stacklo.domain.ledger import StatusChange, Transaction
 from stacklo.domain.models import RequestMeta, User, Viewer, Wallet
@@ -30,9 +31,11 @@ if TYPE_CHECKING:
     from stacklo.config import Settings
     from stacklo.domain.auth import AuthService
     from stacklo.domain.budget import Budget
+    from stacklo.domain.checkouts import Checkouts
     from stacklo.domain.conversions import Conversions
     from stacklo.domain.funding import Funding
     from stacklo.domain.kyc import Kyc
+    from stacklo.domain.merchants import Merchants
     from stacklo.domain.ports import Clock, UnitOfWorkFactory
     from stacklo.domain.quotes import Quotes
     from stacklo.domain.rates import Rates
@@ -65,6 +68,8 @@ class Services:
     conversions: Conversions
     streams: Streams
     sessions: SessionGuard
+    merchants: Merchants
+    checkouts: Checkouts
 
 
 class Loaders:
@@ -78,6 +83,9 @@ class Loaders:
         self.transactions = DataLoader[uuid.UUID, Transaction | None](self._transactions)
         self.history = DataLoader[uuid.UUID, list[StatusChange]](self._history)
         self.entries = DataLoader[uuid.UUID, Sequence[StatementEntry]](self._entries)
+        self.merchants = DataLoader[uuid.UUID, Merchant | None](self._merchants)
+        self.merchant_of_user = DataLoader[uuid.UUID, Merchant | None](self._merchant_of_user)
+        self.checkout_refunds = DataLoader[uuid.UUID, list[uuid.UUID]](self._checkout_refunds)
 
     async def _wallets_by_user(self, keys: list[uuid.UUID]) -> list[list[Wallet]]:
         async with self._services.uow(read_only=True) as uow:
@@ -102,6 +110,21 @@ class Loaders:
     async def _entries(self, keys: list[uuid.UUID]) -> list[Sequence[StatementEntry]]:
         async with self._services.uow(read_only=True) as uow:
             found = await uow.ledger.entries_of(keys)
+        return [found.get(k, []) for k in keys]
+
+    async def _merchants(self, keys: list[uuid.UUID]) -> list[Merchant | None]:
+        async with self._services.uow(read_only=True) as uow:
+            found = {m.id: m for m in await uow.merchants.get_many(keys)}
+        return [found.get(k) for k in keys]
+
+    async def _merchant_of_user(self, keys: list[uuid.UUID]) -> list[Merchant | None]:
+        async with self._services.uow(read_only=True) as uow:
+            found = await uow.merchants.for_users(keys)
+        return [found.get(k) for k in keys]
+
+    async def _checkout_refunds(self, keys: list[uuid.UUID]) -> list[list[uuid.UUID]]:
+        async with self._services.uow(read_only=True) as uow:
+            found = await uow.checkouts.refunds(keys)
         return [found.get(k, []) for k in keys]
 
     async def _users(self, keys: list[uuid.UUID]) -> list[User | None]:

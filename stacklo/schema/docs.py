@@ -16,6 +16,7 @@ from typing import TypeVar
 import strawberry
 from strawberry.types.enum import has_enum_definition
 
+from stacklo.domain.commerce import CheckoutStatus, MerchantStatus, PaymentMethod
 from stacklo.domain.errors import ErrorCode
 from stacklo.domain.fx import QuoteStatus
 from stacklo.domain.ledger import TransactionKind, TransactionStatus
@@ -135,7 +136,7 @@ ERROR_CODES: Mapping[ErrorCode, str] = {
 
 ROLES: Mapping[Role, str] = {
     Role.CUSTOMER: "Every account from signUp: its own data and money only.",
-    Role.MERCHANT: "A merchant account. No operation in this schema grants or needs it.",
+    Role.MERCHANT: "Owns an approved merchant (reviewMerchant grants it with the approval).",
     Role.SUPPORT: (
         "Staff: may read users, customer wallets, every transaction and ledger entry, the "
         "audit log and platformActivity, and introspect the schema where that is staff-only."
@@ -175,7 +176,8 @@ TRANSACTION_KINDS: Mapping[TransactionKind, str] = {
     TransactionKind.CRYPTO_BUY: "A conversion (convert) from fiat into crypto.",
     TransactionKind.CRYPTO_SELL: "A conversion (convert) from crypto into fiat.",
     TransactionKind.CHECKOUT_PAYMENT: (
-        "A payment to a merchant at checkout. No operation in this schema creates one."
+        "A payment to a merchant at checkout (payCheckout): the payer's wallet to the "
+        "merchant's payable, less the merchant discount (fee)."
     ),
     TransactionKind.INSTALLMENT_REPAYMENT: (
         "A repayment of an installment plan. No operation in this schema creates one."
@@ -184,10 +186,12 @@ TRANSACTION_KINDS: Mapping[TransactionKind, str] = {
         "A fee for a late installment. No operation in this schema creates one."
     ),
     TransactionKind.SETTLEMENT: (
-        "A payout of a merchant's sales. No operation in this schema creates one."
+        "A merchant's sales, older than the settlement delay, moved from its payable to the "
+        "owner's wallet by the platform (no mutation makes one)."
     ),
     TransactionKind.REFUND: (
-        "Money returned for a checkout payment. No operation in this schema creates one."
+        "Money returned to the payer of a checkout (refundCheckout); fee is the part of the "
+        "merchant discount given back."
     ),
     TransactionKind.ADJUSTMENT: (
         "A manual correction by the platform. No operation in this schema creates one."
@@ -220,4 +224,32 @@ QUOTE_STATUSES: Mapping[QuoteStatus, str] = {
     QuoteStatus.ACTIVE: "Can be spent once by convert or sendMoney until expiresAt.",
     QuoteStatus.USED: "Spent by a conversion or transfer; it cannot be spent again.",
     QuoteStatus.EXPIRED: "expiresAt has passed without the quote being spent.",
+}
+
+MERCHANT_STATUSES: Mapping[MerchantStatus, str] = {
+    MerchantStatus.PENDING_REVIEW: "Registered; staff have not decided yet. No checkouts.",
+    MerchantStatus.ACTIVE: "Approved: creates checkouts and takes payments.",
+    MerchantStatus.SUSPENDED: (
+        "Stopped by staff after approval: no new checkouts or payments; what it is owed "
+        "still settles. Staff may approve it again."
+    ),
+    MerchantStatus.REJECTED: "Refused by staff at review. Final.",
+}
+
+CHECKOUT_STATUSES: Mapping[CheckoutStatus, str] = {
+    CheckoutStatus.OPEN: "Waiting to be paid, until expiresAt.",
+    CheckoutStatus.PAID: (
+        "Paid (paidAt). Stays PAID after a partial refund; refundedAmount says how much went back."
+    ),
+    CheckoutStatus.EXPIRED: "expiresAt passed before anyone paid: it can no longer be paid.",
+    CheckoutStatus.CANCELLED: "Withdrawn before payment. No operation in this schema cancels one.",
+    CheckoutStatus.REFUNDED: "Paid, then refunded in full.",
+}
+
+PAYMENT_METHODS: Mapping[PaymentMethod, str] = {
+    PaymentMethod.WALLET: "Paid at once from the payer's wallet in the checkout's currency.",
+    PaymentMethod.INSTALLMENTS: (
+        "Paid over time on an installment plan. Not available yet: payCheckout answers "
+        "INVALID_STATE."
+    ),
 }

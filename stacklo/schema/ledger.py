@@ -326,7 +326,12 @@ class WalletEvent:
 async def wallet_owners(info: Info, tx: ledger.Transaction) -> list[uuid.UUID | None]:
     """Who holds the transaction's wallets (what its visibility depends on)."""
     owners: list[uuid.UUID | None] = []
+    loaders = info.context.loaders
     for wallet_id in (tx.source_wallet_id, tx.target_wallet_id):
-        wallet = await info.context.loaders.wallets.load(wallet_id) if wallet_id else None
-        owners.append(wallet.user_id if wallet else None)
+        wallet = await loaders.wallets.load(wallet_id) if wallet_id else None
+        if wallet is not None and wallet.merchant_id is not None:  # a payable: its merchant's
+            merchant = await loaders.merchants.load(wallet.merchant_id)
+            owners.append(merchant.user_id if merchant else None)
+        else:
+            owners.append(wallet.user_id if wallet else None)
     return owners

@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 
 from stacklo.domain import models
 from stacklo.domain.models import KycStatus, Role
+from stacklo.schema.commerce import Merchant
 from stacklo.schema.common import (
     AFTER,
     FIRST,
@@ -66,6 +67,11 @@ class User(relay.Node):
     async def wallets(self, info: Info) -> list[Wallet]:
         found = await info.context.loaders.wallets_by_user.load(uuid.UUID(self.id))
         return [Wallet.of(w) for w in found]
+
+    @strawberry.field(description="The merchant this user registered (any status); null when none.")
+    async def merchant(self, info: Info) -> Merchant | None:
+        found = await info.context.loaders.merchant_of_user.load(uuid.UUID(self.id))
+        return Merchant.of(found) if found else None
 
     @strawberry.field(description="The user's wallet in a currency, or null when there is none.")
     async def wallet(
