@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from stacklo.domain.errors import DomainError, ErrorCode
 from stacklo.domain.models import KycStatus, RequestMeta, User, audit
 from stacklo.domain.ports import UnitOfWorkFactory
-from stacklo.domain.validation import MAX_REASON, clean_text
+from stacklo.domain.validation import review_reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,14 +27,7 @@ class Kyc:
     async def review(self, cmd: ReviewKyc) -> User:
         """VERIFIED or REJECTED. A rejection says why; staff cannot review themselves (four
         eyes). Audited as kyc.reviewed."""
-        field = ("input", "reason")
-        reason = (
-            clean_text(cmd.reason, field, max_len=MAX_REASON, required=False) or None
-            if cmd.reason
-            else None
-        )
-        if not cmd.approve and reason is None:
-            raise DomainError(ErrorCode.INVALID_INPUT, "Say why the review was rejected.", field)
+        reason = review_reason(cmd.reason, cmd.approve, "Say why the review was rejected.")
         status = KycStatus.VERIFIED if cmd.approve else KycStatus.REJECTED
         async with self._uow() as uow:
             user = await uow.users.get(cmd.user)

@@ -20,7 +20,7 @@ from stacklo.domain.errors import Conflict, DomainError, ErrorCode
 from stacklo.domain.models import KycStatus, RequestMeta, Role, User, audit
 from stacklo.domain.money import CurrencyCode, Money
 from stacklo.domain.ports import Clock, UnitOfWork, UnitOfWorkFactory
-from stacklo.domain.validation import MAX_REASON, clean_text
+from stacklo.domain.validation import clean_text, review_reason
 
 MAX_MERCHANT_NAME = 100
 MAX_CATEGORY = 60
@@ -84,14 +84,7 @@ class Merchants:
         return merchant
 
     async def review(self, cmd: ReviewMerchant) -> Merchant:
-        field = ("input", "reason")
-        reason = (
-            clean_text(cmd.reason, field, max_len=MAX_REASON, required=False) or None
-            if cmd.reason
-            else None
-        )
-        if not cmd.approve and reason is None:
-            raise DomainError(ErrorCode.INVALID_INPUT, "Say why the merchant is refused.", field)
+        reason = review_reason(cmd.reason, cmd.approve, "Say why the merchant is refused.")
         async with self._uow() as uow:
             merchant = await uow.merchants.get(cmd.merchant, for_update=True)
             if merchant is None:

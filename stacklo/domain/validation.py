@@ -75,3 +75,13 @@ def check_password(password: str, email: str, field: tuple[str, ...]) -> None:
     lowered = password.strip().lower()
     if lowered in (email.lower(), email.split("@", 1)[0].lower()):
         raise DomainError(ErrorCode.WEAK_PASSWORD, "password must not be your email", field)
+
+
+def review_reason(reason: str | None, approve: bool, refused: str) -> str | None:
+    """A staff decision's reason: optional to approve, required to refuse (``refused`` says
+    so); at most MAX_REASON characters either way."""
+    field = ("input", "reason")
+    cleaned = clean_text(reason, field, max_len=MAX_REASON, required=False) if reason else ""
+    if not approve and not cleaned:
+        raise DomainError(ErrorCode.INVALID_INPUT, refused, field)
+    return cleaned or None

@@ -137,6 +137,7 @@ async def test_review_approves_rejects_suspends_and_reactivates(world: World) ->
     assert no_reason.code is ErrorCode.INVALID_INPUT
     active = await world.merchants.review(ReviewMerchant(staff, merchant.id, True, None, META))
     assert active.status is MerchantStatus.ACTIVE
+    open_before = await checkout(world, owner, active, "5")
     async with world.uow(read_only=True) as uow:
         found = await uow.users.get(owner.id)
     assert found is not None and Role.MERCHANT in found.roles
@@ -147,6 +148,9 @@ async def test_review_approves_rejects_suspends_and_reactivates(world: World) ->
     assert (suspended.status, suspended.review_reason) == (MerchantStatus.SUSPENDED, "chargebacks")
     cannot = await refused(checkout(world, owner, merchant, "10"))
     assert cannot.code is ErrorCode.INVALID_STATE
+    payer, wallet = await payer_with(world, "10")
+    unpaid = await refused(world.checkouts.pay(pay(payer, wallet, open_before)))
+    assert unpaid.code is ErrorCode.INVALID_STATE  # nor take payments on what was open
     again = await world.merchants.review(ReviewMerchant(staff, merchant.id, True, None, META))
     assert again.status is MerchantStatus.ACTIVE
 
