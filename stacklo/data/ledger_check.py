@@ -123,6 +123,28 @@ CHECKS: list[tuple[str, str]] = [
                       GROUP BY cr.checkout_id) r ON r.checkout_id = c.id
            WHERE c.refunded <> coalesce(r.total, 0) OR c.fee_returned <> coalesce(r.fees, 0)""",
     ),
+    (
+        "the BNPL receivable is minus the principal and late fees customers still owe",
+        """SELECT c.currency, coalesce(r.balance, 0) AS receivable, coalesce(o.owed, 0) AS owed
+           FROM (SELECT currency FROM wallets WHERE kind = 'BNPL_RECEIVABLE'
+                 UNION SELECT currency FROM installment_plans) c
+           LEFT JOIN (SELECT currency, sum(balance) AS balance FROM wallets
+                      WHERE kind = 'BNPL_RECEIVABLE' GROUP BY currency) r
+             ON r.currency = c.currency
+           LEFT JOIN (SELECT p.currency,
+                             sum(i.principal - i.principal_paid + i.late_fee - i.late_fee_paid)
+                               AS owed
+                      FROM installments i JOIN installment_plans p ON p.id = i.plan_id
+                      WHERE i.status IN ('SCHEDULED', 'OVERDUE') GROUP BY p.currency) o
+             ON o.currency = c.currency
+           WHERE coalesce(r.balance, 0) <> -coalesce(o.owed, 0)""",
+    ),
+    (
+        "a plan's installments add up to its principal and fee",
+        """SELECT p.id, p.principal, p.fee, sum(i.principal) AS principals, sum(i.fee) AS fees
+           FROM installment_plans p JOIN installments i ON i.plan_id = p.id
+           GROUP BY p.id HAVING sum(i.principal) <> p.principal OR sum(i.fee) <> p.fee""",
+    ),
 ]
 
 

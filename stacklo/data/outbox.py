@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from stacklo.data.tables import outbox_events, outbox_state
 from stacklo.domain.events import (
+    NOTIFICATION,
     RATES,
     SESSIONS_ENDED,
     TRANSACTION,
@@ -127,6 +128,12 @@ SESSIONS_ENDED_EVENTS = _insert_events(
               jsonb_build_object('sessions', array_agg(id::text), 'reason', :ev_reason)
        FROM revoked GROUP BY user_id
        RETURNING jsonb_array_length(payload -> 'sessions') AS ended"""  # noqa: S608
+)
+# A message for one user (e.g. an installment falling due), sent only when the statement's
+# ``reminded`` CTE marked a row: a second run of the same reminder marks nothing, sends nothing.
+NOTIFICATION_EVENT = _insert_events(
+    f"""SELECT '{NOTIFICATION}', :ev_aggregate, ARRAY[CAST(:ev_user AS uuid)],
+              CAST(:ev_payload AS jsonb) FROM reminded"""  # noqa: S608 - constants only
 )
 # A rate feed reading, for every ``rateUpdated`` subscriber (public: no audience).
 RATES_EVENT = _insert_events(

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -496,4 +497,118 @@ checkout_refunds = Table(
     ),
     _now(),
     Index("ix_checkout_refunds_checkout_id", "checkout_id", "created_at"),
+)
+
+CREDIT_STATUSES = ["NONE", "APPROVED", "DECLINED", "SUSPENDED"]
+PLAN_STATUSES = ["ACTIVE", "COMPLETED", "DEFAULTED", "CANCELLED"]
+INSTALLMENT_STATUSES = ["SCHEDULED", "PAID", "OVERDUE", "WAIVED"]
+INSTALLMENT_PRODUCTS = ["PAY_IN_4", "PAY_IN_3_MONTHLY", "PAY_IN_6_MONTHLY"]
+
+# A user's current credit standing: the latest decision, and a suspension on default.
+credit_profiles = Table(
+    "credit_profiles",
+    metadata,
+    Column(
+        "user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("status", String(12), nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("credit_limit", MONEY, nullable=False, server_default="0"),
+    Column("score", SmallInteger),
+    Column("reasons", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("suspended_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(_one_of("status", CREDIT_STATUSES), name="status"),
+    CheckConstraint("credit_limit >= 0", name="limit"),
+)
+
+# Every decision, with what it was made from and the scorecard version: it can be explained
+# later however the scorecard changes.
+credit_decisions = Table(
+    "credit_decisions",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column(
+        "user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("status", String(12), nullable=False),
+    Column("score", SmallInteger, nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("credit_limit", MONEY, nullable=False),
+    Column("reasons", JSONB, nullable=False),
+    Column("factors", JSONB, nullable=False),
+    Column("inputs", JSONB, nullable=False),
+    Column("version", String(32), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint(_one_of("status", CREDIT_STATUSES), name="status"),
+    Index("ix_credit_decisions_user_id", "user_id", text("id DESC")),
+)
+
+# One plan per checkout (the unique checkout_id): however many payers race, one plan.
+installment_plans = Table(
+    "installment_plans",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column(
+        "user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="RESTRICT"), nullable=False
+    ),
+    Column(
+        "checkout_id",
+        UUID(as_uuid=True),
+        ForeignKey("checkouts.id", ondelete="RESTRICT"),
+        nullable=False,
+        unique=True,
+    ),
+    Column("merchant_id", UUID(as_uuid=True), ForeignKey("merchants.id"), nullable=False),
+    # Where collections are taken from: the wallet that paid the first installment.
+    Column("wallet_id", UUID(as_uuid=True), ForeignKey("wallets.id"), nullable=False),
+    Column("product", String(20), nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("principal", MONEY, nullable=False),
+    Column("fee", MONEY, nullable=False, server_default="0"),
+    _now(),
+    Column("completed_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(_one_of("status", PLAN_STATUSES), name="status"),
+    CheckConstraint(_one_of("product", INSTALLMENT_PRODUCTS), name="product"),
+    CheckConstraint("principal >= 0 AND fee >= 0", name="amounts"),
+    Index("ix_installment_plans_user_created", "user_id", text("created_at DESC"), text("id DESC")),
+)
+
+installments = Table(
+    "installments",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column(
+        "plan_id",
+        UUID(as_uuid=True),
+        ForeignKey("installment_plans.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("sequence", SmallInteger, nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("principal", MONEY, nullable=False),
+    Column("fee", MONEY, nullable=False, server_default="0"),
+    Column("status", String(12), nullable=False),
+    Column("late_fee", MONEY, nullable=False, server_default="0"),
+    Column("principal_paid", MONEY, nullable=False, server_default="0"),
+    Column("fee_paid", MONEY, nullable=False, server_default="0"),
+    Column("late_fee_paid", MONEY, nullable=False, server_default="0"),
+    Column("paid_at", DateTime(timezone=True)),
+    Column("reminded_at", DateTime(timezone=True)),
+    CheckConstraint(_one_of("status", INSTALLMENT_STATUSES), name="status"),
+    CheckConstraint(
+        "principal >= 0 AND fee >= 0 AND late_fee >= 0 AND principal_paid BETWEEN 0 AND principal "
+        "AND fee_paid BETWEEN 0 AND fee AND late_fee_paid BETWEEN 0 AND late_fee",
+        name="amounts",
+    ),
+    Index("uq_installments_plan_sequence", "plan_id", "sequence", unique=True),
+    # The scheduler looks for what is due, by date.
+    Index(
+        "ix_installments_open_due",
+        "due_date",
+        postgresql_where=text("status IN ('SCHEDULED', 'OVERDUE')"),
+    ),
 )

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransactio
 from stacklo.data.commerce import Checkouts, Merchants
 from stacklo.data.fx import Quotes, Rates
 from stacklo.data.ledger import Idempotency, Ledger
+from stacklo.data.lending import Credit, Plans
 from stacklo.data.outbox import Outbox
 from stacklo.data.repositories import Audit, Sessions, Users, Wallets
 
@@ -41,6 +42,8 @@ class SqlUnitOfWork:
     quotes: Quotes
     merchants: Merchants
     checkouts: Checkouts
+    credit: Credit
+    plans: Plans
 
     def __init__(self, engine: AsyncEngine, read_only: bool = False):
         self._engine = engine
@@ -74,6 +77,8 @@ class SqlUnitOfWork:
         self.quotes = Quotes(self._conn)
         self.merchants = Merchants(self._conn)
         self.checkouts = Checkouts(self._conn)
+        self.credit = Credit(self._conn)
+        self.plans = Plans(self._conn)
         return self
 
     async def __aexit__(

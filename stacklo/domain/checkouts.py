@@ -25,11 +25,13 @@ from stacklo.domain.commerce import (
     merchant_fee,
 )
 from stacklo.domain.errors import Conflict, DomainError, ErrorCode
+from stacklo.domain.installments import InstallmentProduct, Plan
 from stacklo.domain.ledger import Posting, Transaction, TransactionKind, TransactionStatus
 from stacklo.domain.models import AccountKind, RequestMeta, User, Wallet, audit
 from stacklo.domain.money import MONEY_CONTEXT, Money, parse_amount
 from stacklo.domain.movements import Idempotent, Movement, Sender, book
 from stacklo.domain.outcomes import Outcome, claim_key, replay
+from stacklo.domain.plans import Plans
 from stacklo.domain.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from stacklo.domain.validation import MAX_REASON, clean_text
 from stacklo.domain.wallets import owned_wallet
@@ -57,12 +59,14 @@ class PayCheckout:
     method: PaymentMethod
     idempotency_key: str
     meta: RequestMeta
+    product: InstallmentProduct | None = None
 
     def request(self) -> dict[str, object]:
         return {
             "checkout": str(self.checkout),
             "wallet": str(self.wallet),
             "method": self.method.value,
+            "product": self.product.value if self.product else None,
         }
 
 
@@ -99,10 +103,19 @@ NOT_FOUND = "Checkout not found."
 
 
 class Checkouts:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, *, fee_bps: Decimal, ttl: timedelta):
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        *,
+        fee_bps: Decimal,
+        ttl: timedelta,
+        plans: Plans | None = None,
+    ):
         self._uow = uow
         self._clock = clock
         self._fee_bps = fee_bps
+        self._plans = plans
         self._ttl = ttl
 
     async def create(self, cmd: CreateCheckout) -> Checkout:
@@ -155,10 +168,10 @@ class Checkouts:
         )
 
     async def pay(self, cmd: PayCheckout) -> Paid:
-        if cmd.method is PaymentMethod.INSTALLMENTS:
+        if cmd.method is PaymentMethod.INSTALLMENTS and self._plans is None:
             raise DomainError(
                 ErrorCode.INVALID_STATE,
-                "Paying in installments is not available yet; pay with WALLET.",
+                "Paying in installments is not available; pay with WALLET.",
                 ("input", "method"),
             )
         async with self._uow() as uow:
@@ -194,9 +207,30 @@ class Checkouts:
                     f"{source.currency.value}.",
                     ("input", "walletId"),
                 )
-            outcome = await book(
-                uow, await self._payment(uow, cmd, checkout, merchant, source, now)
-            )
+            plan = None
+            if cmd.method is PaymentMethod.INSTALLMENTS:
+                assert self._plans is not None
+                fee = merchant_fee(checkout.money, self._fee_bps)
+                movement, plan = await self._plans.finance(
+                    uow,
+                    cmd.user,
+                    cmd.product,
+                    checkout.id,
+                    merchant.id,
+                    checkout.money,
+                    fee,
+                    await uow.ledger.merchant_payable(merchant.id, checkout.currency),
+                    source,
+                    now,
+                    cmd.meta,
+                    cmd.idempotency_key,
+                    checkout.description or merchant.name,
+                )
+            else:
+                movement = await self._payment(uow, cmd, checkout, merchant, source, now)
+            outcome = await book(uow, movement)
+            if plan is not None:
+                await uow.plans.add(plan, source.id)
             checkout.status = CheckoutStatus.PAID
             checkout.payment_method = cmd.method
             checkout.payer_id = cmd.user.id
@@ -292,7 +326,7 @@ class Checkouts:
                     "can still be refunded.",
                     ("input", "amount"),
                 )
-            movement, from_payable = await self._refund(
+            movement, from_payable, plan = await self._refund(
                 uow, cmd, checkout, merchant, Money(amount, checkout.currency), reason, now
             )
             outcome = await book(uow, movement)
@@ -307,6 +341,8 @@ class Checkouts:
                 checkout.status = CheckoutStatus.REFUNDED
             await uow.checkouts.save(checkout)
             await uow.checkouts.add_refund(checkout.id, outcome.transaction.id)
+            if plan is not None:
+                await uow.plans.save(plan)
             await uow.commit()
         return Paid(checkout, outcome)
 
@@ -319,7 +355,7 @@ class Checkouts:
         amount: Money,
         reason: str,
         now: datetime,
-    ) -> tuple[Movement, bool]:
+    ) -> tuple[Movement, bool, Plan | None]:
         code = checkout.currency
         fee_back = MONEY_CONTEXT.subtract(
             fee_returned_after(checkout, MONEY_CONTEXT.add(checkout.refunded, amount.amount)),
@@ -331,6 +367,17 @@ class Checkouts:
         assert payment is not None
         assert payment.source_wallet_id is not None
         payer_wallet = payment.source_wallet_id
+        plan = (
+            await uow.plans.for_checkout(checkout.id, for_update=True)
+            if checkout.payment_method is PaymentMethod.INSTALLMENTS
+            else None
+        )
+        if plan is None:
+            customer = [Posting(payer_wallet, code, amount.amount)]
+        else:  # financed: what is still owed shrinks first (plans.py)
+            assert self._plans is not None
+            full = MONEY_CONTEXT.add(checkout.refunded, amount.amount) == checkout.amount
+            customer, _ = await self._plans.refund_postings(uow, plan, amount.amount, full, now)
         fees = await uow.ledger.platform_account(AccountKind.FEES, code) if fee_back else None
         from_payable = checkout.settled_at is None
         if from_payable:
@@ -346,9 +393,13 @@ class Checkouts:
             sources = [owner_wallet.id]
         # Lock every account now, in id order (book locks the same rows again: a no-op), so
         # the merchant's part is taken from balances no one else is changing.
-        locked = await uow.ledger.lock_wallets([*sources, payer_wallet, *([fees] if fees else [])])
-        postings = [Posting(payer_wallet, code, amount.amount)]
-        postings += debit_in_order(locked, sources, merchant_part, code, customer=not from_payable)
+        locked = await uow.ledger.lock_wallets(
+            [*sources, *(p.wallet_id for p in customer), *([fees] if fees else [])]
+        )
+        merchant_side = debit_in_order(
+            locked, sources, merchant_part, code, customer=not from_payable
+        )
+        postings = [*customer, *merchant_side]
         if fees is not None:
             postings.append(Posting(fees, code, MONEY_CONTEXT.minus(fee_back)))
         tx = Transaction.start(
@@ -358,13 +409,14 @@ class Checkouts:
             status=TransactionStatus.COMPLETED,
             fee=fee_back,
             initiator_id=cmd.user.id,
-            source_wallet_id=postings[1].wallet_id if merchant_part else sources[0],
+            source_wallet_id=merchant_side[0].wallet_id if merchant_side else sources[0],
             target_wallet_id=payer_wallet,
             description=reason,
             metadata={
                 "checkout_id": str(checkout.id),
                 "merchant_id": str(merchant.id),
                 "from": "payable" if from_payable else "merchant_wallet",
+                **({"plan_id": str(plan.id)} if plan else {}),
             },
         )
         movement = Movement(
@@ -385,7 +437,7 @@ class Checkouts:
             ),
             idempotent=Idempotent(cmd.user.id, cmd.idempotency_key),
         )
-        return movement, from_payable
+        return movement, from_payable, plan
 
     async def _replayed(
         self, uow: UnitOfWork, checkout_id: uuid.UUID, first: dict[str, Any]

@@ -22,6 +22,9 @@ RATES = "rates"
 # Sign-in sessions ended (log-out, password change, refresh-token reuse): every server process
 # closes the sockets those sessions opened. Payload: {"sessions": [ids], "reason": str}.
 SESSIONS_ENDED = "sessions_ended"
+# Something to tell one user (payload ``kind``, e.g. installment.due), for the notifications
+# capability to deliver.
+NOTIFICATION = "notification"
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from stacklo.domain.borrower import CreditProfile
 from stacklo.domain.commerce import Checkout, CheckoutStatus, Merchant, SalesSummary
+from stacklo.domain.credit import Decision
 from stacklo.domain.events import OutboxEvent
 from stacklo.domain.fx import Quote, Snapshot
+from stacklo.domain.installments import Installment, Plan, PlanStatus
 from stacklo.domain.ledger import (
     Entry,
     StatusChange,
@@ -181,6 +184,77 @@ class CheckoutRepository(Protocol):
     ) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class BorrowerFacts:
+    """What a credit decision is made from, read in one statement (money in ``currency``)."""
+
+    account_created_at: datetime
+    inflow_90d: Decimal
+    average_balance_90d: Decimal
+    installments_on_time: int
+    installments_late: int
+    plans_defaulted: int
+
+
+class CreditRepository(Protocol):
+    async def profile(
+        self, user_id: uuid.UUID, *, for_update: bool = False
+    ) -> CreditProfile | None: ...
+    async def save_profile(self, profile: CreditProfile) -> None: ...
+    async def add_decision(
+        self, user_id: uuid.UUID, decision: Decision, inputs: Mapping[str, Any], at: datetime
+    ) -> None: ...
+    async def facts(
+        self, user_id: uuid.UUID, currency: CurrencyCode, since: datetime
+    ) -> BorrowerFacts: ...
+
+
+class PlanRepository(Protocol):
+    async def add(self, plan: Plan, wallet_id: uuid.UUID) -> None:
+        """The plan and its installments; Conflict("plan") if the checkout has one."""
+        ...
+
+    async def get(self, plan_id: uuid.UUID, *, for_update: bool = False) -> Plan | None: ...
+    async def get_many(self, ids: Sequence[uuid.UUID]) -> list[Plan]: ...
+    async def for_checkout(
+        self, checkout_id: uuid.UUID, *, for_update: bool = False
+    ) -> Plan | None: ...
+    async def of_installment(self, installment_id: uuid.UUID) -> uuid.UUID | None:
+        """The plan an installment belongs to."""
+        ...
+
+    async def wallet_of(self, plan_id: uuid.UUID) -> uuid.UUID:
+        """The wallet collections are taken from."""
+        ...
+
+    async def save(self, plan: Plan) -> None:
+        """The plan's status and every installment's amounts and state (rows locked)."""
+        ...
+
+    async def page(
+        self,
+        user_id: uuid.UUID,
+        *,
+        first: int,
+        after: tuple[datetime, uuid.UUID] | None,
+        status: PlanStatus | None,
+    ) -> Page[Plan]: ...
+    async def outstanding_principal(self, user_id: uuid.UUID) -> Decimal:
+        """Principal still owed on the user's ACTIVE plans."""
+        ...
+
+    async def needing_attention(self, today: date, remind_until: date) -> list[uuid.UUID]:
+        """ACTIVE plans with an unpaid installment due by ``today``, or one due by
+        ``remind_until`` not reminded yet."""
+        ...
+
+    async def remind(
+        self, user_id: uuid.UUID, installment: Installment, payload: Mapping[str, Any]
+    ) -> None:
+        """Mark the installment reminded, with an outbox event for the user."""
+        ...
+
+
 class AuditLog(Protocol):
     async def record(self, event: AuditEvent) -> None: ...
     async def get(self, event_id: int) -> AuditEvent | None: ...
@@ -346,6 +420,10 @@ class UnitOfWork(Protocol):
     def merchants(self) -> MerchantRepository: ...
     @property
     def checkouts(self) -> CheckoutRepository: ...
+    @property
+    def credit(self) -> CreditRepository: ...
+    @property
+    def plans(self) -> PlanRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

@@ -277,8 +277,8 @@ async def test_what_cannot_be_paid(world: World) -> None:
     assert foreign_wallet.code is ErrorCode.NOT_FOUND
     unknown = PayCheckout(poor, uuid.uuid4(), poor_wallet.id, PaymentMethod.WALLET, "k", META)
     assert (await refused(world.checkouts.pay(unknown))).code is ErrorCode.NOT_FOUND
-    later = PayCheckout(poor, c.id, poor_wallet.id, PaymentMethod.INSTALLMENTS, "k2", META)
-    assert (await refused(world.checkouts.pay(later))).code is ErrorCode.INVALID_STATE
+    unnamed = PayCheckout(poor, c.id, poor_wallet.id, PaymentMethod.INSTALLMENTS, "k2", META)
+    assert (await refused(world.checkouts.pay(unnamed))).code is ErrorCode.INVALID_INPUT
     await world.verified()
 
 

@@ -14,8 +14,12 @@ from decimal import Decimal
 from stacklo.data.fx import MemoryRateCache
 from stacklo.data.ledger_check import verify
 from stacklo.data.uow import SqlUnitOfWorkFactory
+from stacklo.domain.borrower import CreditProfile
 from stacklo.domain.checkouts import Checkouts
+from stacklo.domain.collection import Collection
 from stacklo.domain.conversions import Conversions
+from stacklo.domain.credit import CreditStatus, load_scorecard
+from stacklo.domain.credit_applications import CreditApplications
 from stacklo.domain.funding import Funding, StartDeposit
 from stacklo.domain.fx import (
     DEFAULT_FEE_BPS,
@@ -29,6 +33,7 @@ from stacklo.domain.ledger import Transaction
 from stacklo.domain.merchants import Merchants
 from stacklo.domain.models import KycStatus, RequestMeta, Role, User, Wallet
 from stacklo.domain.money import CurrencyCode, Money, to_minor_units
+from stacklo.domain.plans import LendingTerms, Plans
 from stacklo.domain.ports import (
     BankAccount,
     PaymentProvider,
@@ -104,8 +109,17 @@ class World:
         self.funding = Funding(uow, self.clock, self.provider, limits)
         self.wallets = Wallets(uow, self.clock)
         self.merchants = Merchants(uow, self.clock)
+        self.lending = LendingTerms(
+            fee_bps=Decimal(500),
+            min_amount={NGN: Decimal(1000), USD: Decimal(10)},
+            max_amount={NGN: Decimal(5_000_000), USD: Decimal(5000)},
+            late_fee_flat={NGN: Decimal(500), USD: Decimal(1)},
+        )
+        self.plans = Plans(uow, self.clock, self.lending)
+        self.collection = Collection(uow, self.clock, self.lending)
+        self.credit = CreditApplications(uow, self.clock, load_scorecard(), timedelta(days=30))
         self.checkouts = Checkouts(
-            uow, self.clock, fee_bps=Decimal(150), ttl=timedelta(seconds=1800)
+            uow, self.clock, fee_bps=Decimal(150), ttl=timedelta(seconds=1800), plans=self.plans
         )
         self.settlement = Settlement(uow, self.clock, timedelta(days=1))
 
@@ -168,6 +182,16 @@ class World:
 
     async def rates_now(self) -> None:
         await self.rates.record(snapshot(self.clock()))
+
+    async def approve_credit(self, user: User, limit: str, currency: CurrencyCode = NGN) -> None:
+        """Set-up: an APPROVED profile with ``limit``, as a decision would leave it."""
+        async with self.uow() as uow:
+            await uow.credit.save_profile(
+                CreditProfile(
+                    user.id, CreditStatus.APPROVED, currency, Decimal(limit), 700, [], self.clock()
+                )
+            )
+            await uow.commit()
 
     async def verified(self) -> None:
         """`stacklo ledger verify` passes on everything written so far."""
