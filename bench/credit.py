@@ -3,8 +3,14 @@
 1. The pure decision (``stacklo.domain.credit.decide``) with the packaged scorecard loaded
    once, one call per random applicant (every fiat home currency, a few crypto ones, from
    nothing at all to perfect), timed one by one.
+2. ``applyForCredit`` end to end over HTTP: verified users of a migrated scratch database,
+   each applying again and again (no cool-off), several clients at once; the latency is the
+   client's, from request to answer (the facts read, the decision, the profile, decision and
+   audit rows written and committed).
 
     .venv/bin/python bench/credit.py [--applicants 100000] [--seed 1]
+                                     [--dsn postgresql://postgres@127.0.0.1:5432/postgres]
+                                     [--applications 2000] [--clients 4]
 """
 
 from __future__ import annotations
@@ -20,7 +26,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import latency_line, percentile
+import httpx
+
+from bench.common import (
+    CHEAP_ARGON2,
+    DEFAULT_DSN,
+    UNTHROTTLED,
+    BenchError,
+    User,
+    admin,
+    fund,
+    graphql,
+    latency_line,
+    migrated_database,
+    percentile,
+    serving,
+    sign_up,
+    wait_ready,
+)
 from stacklo.domain.credit import Applicant, CreditStatus, EmploymentStatus, decide, load_scorecard
 from stacklo.domain.money import CURRENCIES, CurrencyCode, CurrencyKind
 
@@ -80,8 +103,57 @@ def decision_only(applicants: int, seed: int) -> None:
     print(f"   outcomes: {shares}")
 
 
+APPLY = """mutation BenchApply($i: ApplyForCreditInput!) { applyForCredit(input: $i) {
+  creditProfile { status } userErrors { code } } }"""
+
+
+async def over_http(dsn: str, applications: int, clients: int) -> None:
+    settings = {**CHEAP_ARGON2, **UNTHROTTLED, "STACKLO_CREDIT_REAPPLY_SECONDS": "0"}
+    async with (
+        migrated_database(dsn, "stacklo_bench", **settings) as scratch,
+        serving(scratch.env, scratch.dir / "server.log", "--workers", "1") as server,
+        httpx.AsyncClient(timeout=60) as http,
+    ):
+        await wait_ready(server)
+        run_id = str(time.monotonic_ns())
+        users = [
+            await sign_up(http, server.base, "credit", run_id, i, "NGN") for i in range(clients)
+        ]
+        for user in users:
+            await fund(http, server.base, user, "500000")
+        await admin(
+            scratch.dsn,
+            "UPDATE users SET kyc_status = 'VERIFIED', created_at = now() - interval '400 days'",
+        )
+        samples: list[float] = []
+        statuses: collections.Counter[str] = collections.Counter()
+
+        async def apply(user: User, count: int) -> None:
+            for n in range(count):
+                income = str(50_000 + 97_531 * n % 2_000_000)
+                body = {"i": {"monthlyIncome": income, "employmentStatus": "EMPLOYED"}}
+                begun = time.perf_counter()
+                data = await graphql(http, server.base, APPLY, body, user.token)
+                samples.append((time.perf_counter() - begun) * 1000)
+                reply = data["applyForCredit"]
+                if reply["userErrors"]:
+                    raise BenchError(f"applyForCredit: {reply['userErrors']}")
+                statuses[reply["creditProfile"]["status"]] += 1
+
+        await asyncio.gather(*(apply(u, 20) for u in users))  # warm
+        samples.clear()
+        started = time.perf_counter()
+        await asyncio.gather(*(apply(u, applications // clients) for u in users))
+        took = time.perf_counter() - started
+        print(f"2. applyForCredit over HTTP: {clients} clients, {len(samples)} applications")
+        print(f"   {latency_line(samples)}; {len(samples) / took:.0f} decisions/s")
+        print(f"   outcomes: {dict(statuses)}")
+
+
 async def run(args: argparse.Namespace) -> int:
     decision_only(args.applicants, args.seed)
+    if args.applications:
+        await over_http(args.dsn, args.applications, args.clients)
     return 0
 
 
@@ -89,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--applicants", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--dsn", default=DEFAULT_DSN, help="a PostgreSQL server to make a scratch database on"
+    )
+    parser.add_argument("--applications", type=int, default=2000, help="0: skip over HTTP")
+    parser.add_argument("--clients", type=int, default=4)
     return asyncio.run(run(parser.parse_args(argv)))
 
 

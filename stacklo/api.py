@@ -23,6 +23,7 @@ from stacklo.resolvers import checkouts as checkout_resolvers
 from stacklo.resolvers import funding as funding_resolvers
 from stacklo.resolvers import fx as fx_resolvers
 from stacklo.resolvers import kyc as kyc_resolvers
+from stacklo.resolvers import lending as lending_resolvers
 from stacklo.resolvers import merchants as merchant_resolvers
 from stacklo.resolvers import realtime as realtime_resolvers
 from stacklo.resolvers import transfers as transfer_resolvers
@@ -51,6 +52,7 @@ from stacklo.schema.common import (
 from stacklo.schema.errors import ErrorPolicy, QuietSchema
 from stacklo.schema.fx import ConvertPayload, CreateQuotePayload, ExchangeRate
 from stacklo.schema.ledger import Transaction, TransactionEvent, WalletEvent
+from stacklo.schema.lending import ApplyForCreditPayload, RepaymentPayload
 from stacklo.schema.limits import CachedParse, OperationLimits, cost, cursors
 from stacklo.schema.movements import (
     FreezeWalletPayload,
@@ -308,9 +310,12 @@ class Mutation:
         + _SIGNED_IN
         + " "
         + _IDEMPOTENT
-        + " userErrors: NOT_FOUND, INVALID_STATE (not OPEN, merchant not ACTIVE, INSTALLMENTS), "
-        "INVALID_INPUT (own checkout), CURRENCY_MISMATCH, WALLET_FROZEN, INSUFFICIENT_FUNDS, "
-        "IDEMPOTENCY_KEY_REUSED.",
+        + " userErrors: NOT_FOUND, INVALID_STATE (not OPEN, merchant not ACTIVE), "
+        "INVALID_INPUT (own checkout; INSTALLMENTS without a product or outside the amounts "
+        "offered), CURRENCY_MISMATCH, WALLET_FROZEN, INSUFFICIENT_FUNDS (also for the first "
+        "installment), CREDIT_DECLINED, CREDIT_LIMIT_EXCEEDED, IDEMPOTENCY_KEY_REUSED. With "
+        "INSTALLMENTS the merchant is paid in full at once, the first installment is taken "
+        "now, and the rest follows the plan.",
     )
     refund_checkout: RefundCheckoutPayload = strawberry.mutation(
         resolver=checkout_resolvers.refund_checkout,
@@ -323,6 +328,36 @@ class Mutation:
         + " userErrors: NOT_FOUND, INVALID_STATE, INVALID_INPUT (more than remains), "
         "INSUFFICIENT_FUNDS (settled, and the owner's wallet holds too little; nothing moves), "
         "WALLET_FROZEN, IDEMPOTENCY_KEY_REUSED.",
+    )
+    apply_for_credit: ApplyForCreditPayload = strawberry.mutation(
+        resolver=lending_resolvers.apply_for_credit,
+        extensions=_authenticated,
+        description="Decides on credit for paying in installments, at once, from the stated "
+        "income and employment and the viewer's own record (account age, 90 days of wallet "
+        "inflows and balances, repayments); the decision and its reasons are stored and "
+        "audited. Needs a VERIFIED identity. " + _SIGNED_IN + " userErrors: KYC_REQUIRED, "
+        "INVALID_INPUT, INVALID_STATE (suspended, or applied too recently).",
+    )
+    repay_installment: RepaymentPayload = strawberry.mutation(
+        resolver=lending_resolvers.repay_installment,
+        extensions=_authenticated,
+        description="Pays one installment in full (its late fee first) from the viewer's "
+        "wallet: one INSTALLMENT_REPAYMENT. "
+        + _SIGNED_IN
+        + " A retry with the same idempotencyKey answers with the first payment. userErrors: "
+        "NOT_FOUND, INVALID_STATE (paid, or the plan ended), CURRENCY_MISMATCH, "
+        "INSUFFICIENT_FUNDS, WALLET_FROZEN, IDEMPOTENCY_KEY_REUSED.",
+    )
+    prepay_plan: RepaymentPayload = strawberry.mutation(
+        resolver=lending_resolvers.prepay_plan,
+        extensions=_authenticated,
+        description="Pays ahead on a plan: an amount, or everything outstanding (completing "
+        "it). Allocated past due, then due, then future installments, next first; within each "
+        "the late fee, then the fee, then principal. "
+        + _SIGNED_IN
+        + " A retry with the same idempotencyKey answers with the first payment. userErrors: "
+        "NOT_FOUND, INVALID_STATE, INVALID_INPUT (more than outstanding), CURRENCY_MISMATCH, "
+        "INSUFFICIENT_FUNDS, WALLET_FROZEN, IDEMPOTENCY_KEY_REUSED.",
     )
 
 

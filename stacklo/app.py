@@ -37,10 +37,14 @@ from stacklo.data.uow import SqlUnitOfWorkFactory
 from stacklo.domain.auth import AuthService
 from stacklo.domain.budget import Bucket, Budget
 from stacklo.domain.checkouts import Checkouts
+from stacklo.domain.collection import Collection
 from stacklo.domain.conversions import Conversions
+from stacklo.domain.credit import load_scorecard
+from stacklo.domain.credit_applications import CreditApplications
 from stacklo.domain.funding import Funding
 from stacklo.domain.kyc import Kyc
 from stacklo.domain.merchants import Merchants
+from stacklo.domain.plans import Plans
 from stacklo.domain.ports import PaymentProvider, RateCache, RateFeed, UnitOfWorkFactory
 from stacklo.domain.quotes import Quotes
 from stacklo.domain.rates import Rates
@@ -124,12 +128,19 @@ async def run_jobs(
     uow = SqlUnitOfWorkFactory(engine)
     checkouts = build_checkouts(settings, uow)
     settlement = Settlement(uow, utcnow, timedelta(seconds=settings.settlement_delay_seconds))
+    collection = Collection(uow, utcnow, settings.lending())
 
     async def scheduled() -> None:
         expired = await checkouts.expire()
         settled = await settlement.run()
-        if expired or settled:
-            log.info("scheduled", checkouts_expired=expired, merchants_settled=settled)
+        collected = await collection.run()
+        if expired or settled or collected:
+            log.info(
+                "scheduled",
+                checkouts_expired=expired,
+                merchants_settled=settled,
+                plans_changed=collected,
+            )
 
     try:
         await asyncio.gather(
@@ -206,6 +217,13 @@ def build_services(
         sessions=SessionGuard(uow, utcnow),
         merchants=Merchants(uow, utcnow),
         checkouts=build_checkouts(settings, uow),
+        plans=Plans(uow, utcnow, settings.lending()),
+        credit=CreditApplications(
+            uow,
+            utcnow,
+            load_scorecard(settings.credit_scorecard),
+            timedelta(seconds=settings.credit_reapply_seconds),
+        ),
     )
 
 
@@ -215,6 +233,7 @@ def build_checkouts(settings: Settings, uow: UnitOfWorkFactory) -> Checkouts:
         utcnow,
         fee_bps=settings.merchant_fee_bps,
         ttl=timedelta(seconds=settings.checkout_ttl_seconds),
+        plans=Plans(uow, utcnow, settings.lending()),
     )
 
 

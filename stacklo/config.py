@@ -32,6 +32,7 @@ from stacklo.domain.fx import (
     QuoteKind,
 )
 from stacklo.domain.money import CurrencyCode
+from stacklo.domain.plans import LendingTerms
 from stacklo.domain.spending import DEFAULT_UNVERIFIED_DAILY
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -127,6 +128,56 @@ class Settings(BaseSettings):
     checkout_ttl_seconds: int = Field(default=1800, ge=60, le=86_400)
     settlement_delay_seconds: int = Field(default=86_400, ge=0)
     scheduler_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+    # Credit and installments. The scorecard is a data file (the packaged one unless a path
+    # is given); applying again waits credit_reapply_seconds after a decision.
+    credit_scorecard: Path | None = None
+    credit_reapply_seconds: int = Field(default=7 * 86_400, ge=0)
+    bnpl_fees_bps: Decimal = Field(default=Decimal(500), ge=0, lt=10_000)
+    bnpl_min_amounts: dict[CurrencyCode, Decimal] = Field(
+        default_factory=lambda: {
+            CurrencyCode.NGN: Decimal(5_000),
+            CurrencyCode.USD: Decimal(10),
+            CurrencyCode.GBP: Decimal(10),
+            CurrencyCode.EUR: Decimal(10),
+        }
+    )
+    bnpl_max_amounts: dict[CurrencyCode, Decimal] = Field(
+        default_factory=lambda: {
+            CurrencyCode.NGN: Decimal(2_000_000),
+            CurrencyCode.USD: Decimal(5_000),
+            CurrencyCode.GBP: Decimal(4_000),
+            CurrencyCode.EUR: Decimal(4_500),
+        }
+    )
+    bnpl_grace_days: int = Field(default=3, ge=0, le=60)
+    bnpl_default_days: int = Field(default=60, ge=1, le=365)
+    bnpl_reminder_days: int = Field(default=3, ge=0, le=30)
+    bnpl_late_fee_flat: dict[CurrencyCode, Decimal] = Field(
+        default_factory=lambda: {
+            CurrencyCode.NGN: Decimal(1_000),
+            CurrencyCode.USD: Decimal(5),
+            CurrencyCode.GBP: Decimal(4),
+            CurrencyCode.EUR: Decimal(5),
+        }
+    )
+    bnpl_late_fee_bps: Decimal = Field(default=Decimal(0), ge=0, lt=10_000)
+    bnpl_late_fee_cap_bps: Decimal = Field(default=Decimal(1_000), ge=0, le=10_000)
+    bnpl_late_fee_plan_cap_bps: Decimal = Field(default=Decimal(2_500), ge=0, le=10_000)
+
+    def lending(self) -> LendingTerms:
+        return LendingTerms(
+            fee_bps=self.bnpl_fees_bps,
+            min_amount=dict(self.bnpl_min_amounts),
+            max_amount=dict(self.bnpl_max_amounts),
+            grace_days=self.bnpl_grace_days,
+            default_days=self.bnpl_default_days,
+            reminder_days=self.bnpl_reminder_days,
+            late_fee_flat=dict(self.bnpl_late_fee_flat),
+            late_fee_bps=self.bnpl_late_fee_bps,
+            late_fee_cap_bps=self.bnpl_late_fee_cap_bps,
+            late_fee_plan_cap_bps=self.bnpl_late_fee_plan_cap_bps,
+        )
 
     # Production refuses the sandbox payment provider and rate feed unless this is set
     # (staging): with it, anyone can mint sandbox money.

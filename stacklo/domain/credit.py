@@ -14,23 +14,25 @@ Hard rules, applied whatever the score (the applicant is still scored, for the e
 - identity not verified: DECLINED, the identity reason first (the caller refuses earlier;
   ``decide`` is total anyway);
 - any defaulted installment plan: DECLINED, the default factor's reason first (after identity);
-- a home currency the card has no terms for (crypto): DECLINED and not scored: score 300, no
-  factors, the one reason "Credit is offered in fiat home currencies only."
+- a home currency the card has no terms for (the card holds fiat ones only, so every crypto
+  one): DECLINED and not scored: score 300, no factors, limit 0, the one reason "Credit is
+  offered in fiat home currencies only."
 
 Otherwise APPROVED when ``score >= cut_off``, with
-``limit = down(min(cap x share for the score, monthly income x m_income, inflow x m_inflow))``
-to the currency's decimals. A limit below the currency's ``min_limit`` declines: the card is
-checked on load so that this happens only when income or inflow sits in its lowest band, whose
-loss is then among the reasons. Declined: limit 0.
+``limit = down(min(cap x share, monthly income x income_multiple, inflow x inflow_multiple))``
+to the currency's decimals, where ``cap`` is the currency's and ``share`` the score band's. A
+limit below the currency's ``min_limit`` declines: the card is checked on load so that this
+happens only when income or inflow sits in its lowest band, whose loss is then among the
+reasons. Declined: limit 0.
 
 Reasons, in the spirit of Regulation B's adverse-action reasons, at most 4:
 - declined: the hard rules' reasons, then the factors that lost the most points
   (``max_points - points``), largest loss first, only factors that lost any;
 - approved: the factors that contributed the most points, largest first, only those that
-  contributed any. Ties are cited in the card's order.
-A factor's ``reason`` says why it cost points in a decline and what it contributed in an
-approval (the other text when it cost, or gave, nothing); money in texts is computed from the
-card in the applicant's currency.
+  contributed any.
+Ties are cited in the card's order. A factor's ``reason`` says why it cost points in a decline
+and what it contributed in an approval (the other text when it cost, or gave, nothing); money
+in texts is computed from the card in the applicant's currency.
 
 Every weight, band, cut-off, cap, multiple and text is data (``scorecard.toml`` beside this
 module, with its ``version``), read and checked once by ``load_scorecard``.

@@ -70,6 +70,13 @@ class Visibility:
         """A checkout, to anyone signed in who holds its id: the payer must see what they pay."""
         return viewer is not None
 
+    def plan(self, viewer: Viewer | None, borrower: uuid.UUID) -> bool:
+        """An installment plan, its installments and the credit profile behind it: the
+        borrower's, and staff's."""
+        return viewer is not None and (
+            viewer.user.id == borrower or self.may(viewer, "plans", "read")
+        )
+
     def refund_any_checkout(self, viewer: Viewer | None) -> bool:
         """Refunding a checkout of a merchant one does not own."""
         return self.may(viewer, "checkouts", "refund")

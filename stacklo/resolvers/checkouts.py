@@ -7,12 +7,14 @@ from typing import Annotated
 import strawberry
 
 from stacklo.domain.checkouts import CreateCheckout, PayCheckout, RefundCheckout
+from stacklo.domain.commerce import PaymentMethod
 from stacklo.resolvers.errors import outcome_errors, user_errors
 from stacklo.resolvers.ids import node_id
 from stacklo.schema.commerce import (
     Checkout,
     CreateCheckoutInput,
     CreateCheckoutPayload,
+    InstallmentPlan,
     PayCheckoutInput,
     PayCheckoutPayload,
     RefundCheckoutInput,
@@ -56,11 +58,18 @@ async def pay_checkout(
             method=input.method,
             idempotency_key=input.idempotency_key,
             meta=info.context.meta,
+            product=input.product,
         )
+    )
+    plan = (
+        await info.context.loaders.plan_of_checkout.load(paid.checkout.id)
+        if paid.checkout.payment_method is PaymentMethod.INSTALLMENTS
+        else None
     )
     return PayCheckoutPayload(
         checkout=Checkout.of(paid.checkout),
         transaction=Transaction.of(paid.outcome.transaction),
+        installment_plan=InstallmentPlan.of(plan) if plan else None,
         user_errors=outcome_errors(paid.outcome),
     )
 

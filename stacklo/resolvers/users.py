@@ -14,7 +14,7 @@ import strawberry
 from stacklo.domain import ledger, money
 from stacklo.domain.errors import DomainError, ErrorCode
 from stacklo.domain.models import KycStatus, Viewer
-from stacklo.schema.commerce import Checkout, Merchant
+from stacklo.schema.commerce import Checkout, Installment, InstallmentPlan, Merchant
 from stacklo.schema.common import (
     AFTER,
     FIRST,
@@ -130,7 +130,19 @@ async def node(
     id: Annotated[
         strawberry.ID, strawberry.argument(description="A global ID, as any object's id gives it.")
     ],
-) -> User | Wallet | AuditEvent | Transaction | LedgerEntry | Quote | Merchant | Checkout | None:
+) -> (
+    User
+    | Wallet
+    | AuditEvent
+    | Transaction
+    | LedgerEntry
+    | Quote
+    | Merchant
+    | Checkout
+    | InstallmentPlan
+    | Installment
+    | None
+):
     """Any object by global ID. A foreign, unknown or malformed id is null, never an error."""
     viewer = await info.context.viewer()
     decoded = decode_global_id(id)
@@ -166,7 +178,23 @@ async def node(
     if type_name == "Checkout":
         found = await info.context.services.checkouts.get(key)
         return Checkout.of(found) if found and visibility.checkout(viewer) else None
+    if type_name in ("InstallmentPlan", "Installment"):
+        return await _plan_or_installment(info, viewer, type_name, key)
     return None
+
+
+async def _plan_or_installment(
+    info: Info, viewer: Viewer, type_name: str, key: uuid.UUID
+) -> InstallmentPlan | Installment | None:
+    async with info.context.services.uow(read_only=True) as uow:
+        plan_id = key if type_name == "InstallmentPlan" else await uow.plans.of_installment(key)
+        plan = await uow.plans.get(plan_id) if plan_id else None
+    if plan is None or not info.context.services.visibility.plan(viewer, plan.user_id):
+        return None
+    if type_name == "InstallmentPlan":
+        return InstallmentPlan.of(plan)
+    found = next(i for i in plan.installments if i.id == key)
+    return Installment.of(found, plan.currency)
 
 
 async def _visible_transaction(

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from enum import Enum
 from typing import Annotated
 
 import strawberry
 from strawberry import relay
 
 from stacklo.domain import commerce
+from stacklo.domain import installments as bnpl
 from stacklo.domain.commerce import CheckoutStatus, MerchantStatus, PaymentMethod
 from stacklo.domain.errors import Forbidden
 from stacklo.domain.money import Money
@@ -182,8 +182,8 @@ class MerchantSalesSummary:
         description="What the merchant keeps of them: gross less refunds less fees."
     )
     installment_volume: MoneyType = strawberry.field(
-        description="What of grossVolume was paid in installments (zero until installments "
-        "are available)."
+        description="What of grossVolume was paid in installments (the merchant was paid in "
+        "full all the same)."
     )
 
     @classmethod
@@ -282,22 +282,30 @@ class Checkout(relay.Node):
         return [Transaction.of(t) for t in found if t is not None]
 
     @strawberry.field(
-        description="The installment plan paying it; null (installments are not available yet)."
+        description="The installment plan paying it; null unless it was paid with INSTALLMENTS, "
+        "and for anyone but the payer, the merchant's owner and staff."
     )
-    def installment_plan(
-        self,
-    ) -> InstallmentPlan | None:
-        return None
+    async def installment_plan(self, info: Info) -> InstallmentPlan | None:
+        if self._checkout.payment_method is not PaymentMethod.INSTALLMENTS:
+            return None
+        if not await self._payer_side(info):
+            return None
+        found = await info.context.loaders.plan_of_checkout.load(self._checkout.id)
+        return InstallmentPlan.of(found) if found else None
 
     @strawberry.field(
         metadata=cost(size=3),
-        description="Installment plans the viewer could pay this checkout with now; empty "
-        "(installments are not available yet).",
+        description="Installment plans the viewer could pay this checkout with now: empty "
+        "unless it is OPEN and the viewer has APPROVED credit in its currency covering its "
+        "amount (availableCredit), and only products within the amounts offered.",
     )
-    def installment_offers(
-        self,
-    ) -> list[InstallmentOffer]:
-        return []
+    async def installment_offers(self, info: Info) -> list[InstallmentOffer]:
+        services = info.context.services
+        if self._checkout.status_at(services.clock()) is not CheckoutStatus.OPEN:
+            return []
+        viewer = await info.context.viewer()
+        found = await services.plans.offers(viewer.user if viewer else None, self._checkout.money)
+        return [InstallmentOffer.of(o) for o in found]
 
     async def _merchant_side(self, info: Info) -> bool:
         viewer = await info.context.viewer()
@@ -312,90 +320,171 @@ class Checkout(relay.Node):
 
 
 # ------------------------------------------------------------------------- installments
-#
-# Installment plans (buy now, pay later): the types checkouts already refer to. No operation
-# creates a plan yet; until then nothing returns one, offers are empty, and paying with
-# INSTALLMENTS is refused.
 
-_NOT_YET = " Nothing returns plans yet: installments are not available."
-
-
-@strawberry.enum(description="The installment plans a checkout can be paid with.")
-class InstallmentProduct(Enum):
-    PAY_IN_4 = strawberry.enum_value(
-        "PAY_IN_4", description="A down payment now and three more every two weeks."
-    )
-    PAY_IN_3_MONTHLY = strawberry.enum_value(
-        "PAY_IN_3_MONTHLY", description="Three monthly payments, the first now."
-    )
-    PAY_IN_6_MONTHLY = strawberry.enum_value(
-        "PAY_IN_6_MONTHLY", description="Six monthly payments, the first now, with a finance fee."
-    )
-
-
-@strawberry.enum(description="Where an installment plan stands." + _NOT_YET)
-class InstallmentPlanStatus(Enum):
-    ACTIVE = strawberry.enum_value("ACTIVE", description="Being repaid.")
-    COMPLETED = strawberry.enum_value("COMPLETED", description="Repaid in full.")
-    DEFAULTED = strawberry.enum_value(
-        "DEFAULTED", description="Payments stopped past the grace period."
-    )
-    CANCELLED = strawberry.enum_value(
-        "CANCELLED", description="Ended before repayment, e.g. by a full refund."
-    )
+docs.described_enum(
+    bnpl.InstallmentProduct,
+    "The installment plans a checkout can be paid with.",
+    docs.INSTALLMENT_PRODUCTS,
+    name="InstallmentProduct",
+)
+docs.described_enum(
+    bnpl.PlanStatus,
+    "Where an installment plan stands.",
+    docs.PLAN_STATUSES,
+    name="InstallmentPlanStatus",
+)
+docs.described_enum(
+    bnpl.InstallmentStatus,
+    "Where one installment stands.",
+    docs.INSTALLMENT_STATUSES,
+    name="InstallmentStatus",
+)
 
 
-@strawberry.enum(description="Where one installment stands." + _NOT_YET)
-class InstallmentStatus(Enum):
-    SCHEDULED = strawberry.enum_value("SCHEDULED", description="Not due yet.")
-    PAID = strawberry.enum_value("PAID", description="Paid in full.")
-    OVERDUE = strawberry.enum_value("OVERDUE", description="Due and not paid.")
-    WAIVED = strawberry.enum_value("WAIVED", description="Forgiven by the platform.")
-
-
-@strawberry.type(description="A plan the viewer could pay a checkout with." + _NOT_YET)
+@strawberry.type(
+    description="A plan the viewer could pay a checkout with now: equal payments (the "
+    "remainder on the last), the first at checkout."
+)
 class InstallmentOffer:
-    product: InstallmentProduct = strawberry.field(description="Which plan.")
+    product: bnpl.InstallmentProduct = strawberry.field(description="Which plan.")
     installment_count: int = strawberry.field(description="Payments in all, the first included.")
     down_payment: MoneyType = strawberry.field(description="Paid at checkout.")
-    installment_amount: MoneyType = strawberry.field(description="Each later payment.")
-    interval_days: int = strawberry.field(description="Days between payments.")
-    fee: MoneyType = strawberry.field(description="The finance fee; zero when there is none.")
+    installment_amount: MoneyType = strawberry.field(
+        description="Each later payment (the last may be a little more: the remainder)."
+    )
+    interval_days: int = strawberry.field(
+        description="Days between payments: 14, or 30 for monthly plans (which keep the day "
+        "of the month)."
+    )
+    fee: MoneyType = strawberry.field(
+        description="The finance fee, spread over the payments; zero when there is none."
+    )
     total_repayable: MoneyType = strawberry.field(description="Every payment, fee included.")
 
+    @classmethod
+    def of(cls, o: bnpl.Offer) -> InstallmentOffer:
+        return cls(
+            product=o.product,
+            installment_count=o.count,
+            down_payment=MoneyType.of(o.down_payment),
+            installment_amount=MoneyType.of(o.installment_amount),
+            interval_days=o.interval_days,
+            fee=MoneyType.of(o.fee),
+            total_repayable=MoneyType.of(o.total),
+        )
 
-@strawberry.type(description="One payment of an installment plan." + _NOT_YET)
+
+@strawberry.type(description="One payment of an installment plan. Its borrower's and staff's.")
 class Installment(relay.Node):
     id: relay.NodeID[str]
-    sequence: int = strawberry.field(description="1 for the first payment.")
-    due_date: date = strawberry.field(description="The day it is due.")
-    amount: MoneyType = strawberry.field(description="What is due.")
-    late_fee: MoneyType = strawberry.field(description="Charged for lateness; zero otherwise.")
-    paid_amount: MoneyType = strawberry.field(description="Paid so far.")
-    status: InstallmentStatus = strawberry.field(description="Where it stands.")
+    sequence: int = strawberry.field(description="1 for the payment made at checkout.")
+    due_date: date = strawberry.field(description="The day it is due (UTC calendar).")
+    status: bnpl.InstallmentStatus = strawberry.field(description="Where it stands.")
     paid_at: datetime | None = strawberry.field(description="When it was paid in full.")
+    _inst: strawberry.Private[bnpl.Installment]
+    _currency: strawberry.Private[CurrencyCode]
+
+    @classmethod
+    def of(cls, i: bnpl.Installment, currency: CurrencyCode) -> Installment:
+        return cls(
+            id=str(i.id),
+            sequence=i.sequence,
+            due_date=i.due_date,
+            status=i.status,
+            paid_at=i.paid_at,
+            _inst=i,
+            _currency=currency,
+        )
+
+    @strawberry.field(description="What is due: principal plus its share of the finance fee.")
+    def amount(self) -> MoneyType:
+        return MoneyType.of(Money(self._inst.amount, self._currency))
+
+    @strawberry.field(
+        description="Charged when it turned OVERDUE (grace days after its due date); zero "
+        "otherwise. Paid before anything else of it."
+    )
+    def late_fee(self) -> MoneyType:
+        return MoneyType.of(Money(self._inst.late_fee, self._currency))
+
+    @strawberry.field(description="Paid of it so far, late fee included.")
+    def paid_amount(self) -> MoneyType:
+        return MoneyType.of(Money(self._inst.paid, self._currency))
 
 
-@strawberry.type(description="A checkout paid over time." + _NOT_YET)
+@strawberry.type(
+    description="A checkout paid over time: the merchant was paid in full at checkout; the "
+    "borrower repays the platform. Its borrower's and staff's."
+)
 class InstallmentPlan(relay.Node):
     id: relay.NodeID[str]
-    product: InstallmentProduct = strawberry.field(description="Which plan.")
-    status: InstallmentPlanStatus = strawberry.field(description="Where it stands.")
-    merchant: Merchant = strawberry.field(description="Who was paid.")
-    checkout: Checkout = strawberry.field(description="What was bought.")
-    principal: MoneyType = strawberry.field(description="The checkout's amount.")
-    fee: MoneyType = strawberry.field(description="The finance fee.")
-    total_repayable: MoneyType = strawberry.field(description="Principal plus fee.")
-    outstanding: MoneyType = strawberry.field(description="Still to repay.")
-    late_fees_charged: MoneyType = strawberry.field(description="Late fees so far.")
-    installments: list[Installment] = strawberry.field(
-        description="Every payment, in order.", metadata=cost(size=6)
+    product: bnpl.InstallmentProduct = strawberry.field(description="Which plan.")
+    status: bnpl.PlanStatus = strawberry.field(description="Where it stands.")
+    created_at: datetime = strawberry.field(description="When the checkout was paid.")
+    completed_at: datetime | None = strawberry.field(
+        description="When it was repaid in full or cancelled; null while it runs."
     )
-    next_installment: Installment | None = strawberry.field(
-        description="The next payment due; null when none is."
+    _plan: strawberry.Private[bnpl.Plan]
+
+    @classmethod
+    def of(cls, p: bnpl.Plan) -> InstallmentPlan:
+        return cls(
+            id=str(p.id),
+            product=p.product,
+            status=p.status,
+            created_at=p.created_at,
+            completed_at=p.completed_at,
+            _plan=p,
+        )
+
+    def _money(self, value: Decimal) -> MoneyType:
+        return MoneyType.of(Money(value, self._plan.currency))
+
+    @strawberry.field(description="Who was paid.")
+    async def merchant(self, info: Info) -> Merchant:
+        found = await info.context.loaders.merchants.load(self._plan.merchant_id)
+        assert found is not None
+        return Merchant.of(found)
+
+    @strawberry.field(description="What was bought.")
+    async def checkout(self, info: Info) -> Checkout:
+        found = await info.context.services.checkouts.get(self._plan.checkout_id)
+        assert found is not None
+        return Checkout.of(found)
+
+    @strawberry.field(
+        description="What is financed: the checkout's amount, less what refunds forgave."
     )
-    created_at: datetime = strawberry.field(description="When the plan started.")
-    completed_at: datetime | None = strawberry.field(description="When it was repaid.")
+    def principal(self) -> MoneyType:
+        return self._money(self._plan.principal)
+
+    @strawberry.field(description="The finance fee (PAY_IN_6_MONTHLY); zero otherwise.")
+    def fee(self) -> MoneyType:
+        return self._money(self._plan.fee)
+
+    @strawberry.field(description="Principal plus fee: every payment together.")
+    def total_repayable(self) -> MoneyType:
+        return self._money(self._plan.total)
+
+    @strawberry.field(
+        description="Still to pay: principal, fees and late fees; prepayPlan without an "
+        "amount pays exactly this."
+    )
+    def outstanding(self) -> MoneyType:
+        return self._money(self._plan.outstanding)
+
+    @strawberry.field(description="Late fees charged so far, paid or not.")
+    def late_fees_charged(self) -> MoneyType:
+        return self._money(self._plan.late_fees_charged)
+
+    @strawberry.field(metadata=cost(size=6), description="Every payment, in order.")
+    def installments(self) -> list[Installment]:
+        return [Installment.of(i, self._plan.currency) for i in self._plan.installments]
+
+    @strawberry.field(description="The next payment to make; null when nothing is owed.")
+    def next_installment(self) -> Installment | None:
+        found = self._plan.next_installment()
+        return Installment.of(found, self._plan.currency) if found else None
 
 
 # ------------------------------------------------------------------------------- inputs
@@ -463,10 +552,13 @@ class PayCheckoutInput:
         "(INSUFFICIENT_FUNDS)."
     )
     method: PaymentMethod = strawberry.field(
-        description="WALLET. INSTALLMENTS is not available yet (INVALID_STATE)."
+        description="WALLET, or INSTALLMENTS with a product (needs APPROVED credit: "
+        "CREDIT_DECLINED, CREDIT_LIMIT_EXCEEDED over availableCredit)."
     )
-    product: InstallmentProduct | None = strawberry.field(
-        default=None, description="Which installment plan; only with INSTALLMENTS."
+    product: bnpl.InstallmentProduct | None = strawberry.field(
+        default=None,
+        description="Which installment plan; required with INSTALLMENTS "
+        "(INVALID_INPUT), ignored otherwise.",
     )
     idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY)
 

@@ -21,6 +21,7 @@ from strawberry.types import Info as _Info
 
 from stacklo.domain.commerce import Merchant
 from stacklo.domain.errors import Unauthenticated
+from stacklo.domain.installments import Plan
 from stacklo.domain.ledger import StatusChange, Transaction
 from stacklo.domain.models import RequestMeta, User, Viewer, Wallet
 from stacklo.domain.ports import StatementEntry
@@ -33,9 +34,11 @@ if TYPE_CHECKING:
     from stacklo.domain.budget import Budget
     from stacklo.domain.checkouts import Checkouts
     from stacklo.domain.conversions import Conversions
+    from stacklo.domain.credit_applications import CreditApplications
     from stacklo.domain.funding import Funding
     from stacklo.domain.kyc import Kyc
     from stacklo.domain.merchants import Merchants
+    from stacklo.domain.plans import Plans
     from stacklo.domain.ports import Clock, UnitOfWorkFactory
     from stacklo.domain.quotes import Quotes
     from stacklo.domain.rates import Rates
@@ -70,6 +73,8 @@ class Services:
     sessions: SessionGuard
     merchants: Merchants
     checkouts: Checkouts
+    plans: Plans
+    credit: CreditApplications
 
 
 class Loaders:
@@ -86,6 +91,7 @@ class Loaders:
         self.merchants = DataLoader[uuid.UUID, Merchant | None](self._merchants)
         self.merchant_of_user = DataLoader[uuid.UUID, Merchant | None](self._merchant_of_user)
         self.checkout_refunds = DataLoader[uuid.UUID, list[uuid.UUID]](self._checkout_refunds)
+        self.plan_of_checkout = DataLoader[uuid.UUID, Plan | None](self._plan_of_checkout)
 
     async def _wallets_by_user(self, keys: list[uuid.UUID]) -> list[list[Wallet]]:
         async with self._services.uow(read_only=True) as uow:
@@ -121,6 +127,10 @@ class Loaders:
         async with self._services.uow(read_only=True) as uow:
             found = await uow.merchants.for_users(keys)
         return [found.get(k) for k in keys]
+
+    async def _plan_of_checkout(self, keys: list[uuid.UUID]) -> list[Plan | None]:
+        async with self._services.uow(read_only=True) as uow:
+            return [await uow.plans.for_checkout(k) for k in keys]
 
     async def _checkout_refunds(self, keys: list[uuid.UUID]) -> list[list[uuid.UUID]]:
         async with self._services.uow(read_only=True) as uow:

@@ -17,8 +17,10 @@ import strawberry
 from strawberry.types.enum import has_enum_definition
 
 from stacklo.domain.commerce import CheckoutStatus, MerchantStatus, PaymentMethod
+from stacklo.domain.credit import CreditStatus, EmploymentStatus
 from stacklo.domain.errors import ErrorCode
 from stacklo.domain.fx import QuoteStatus
+from stacklo.domain.installments import InstallmentProduct, InstallmentStatus, PlanStatus
 from stacklo.domain.ledger import TransactionKind, TransactionStatus
 from stacklo.domain.models import KycStatus, Role, WalletStatus
 from stacklo.domain.money import CurrencyCode, CurrencyKind
@@ -249,7 +251,48 @@ CHECKOUT_STATUSES: Mapping[CheckoutStatus, str] = {
 PAYMENT_METHODS: Mapping[PaymentMethod, str] = {
     PaymentMethod.WALLET: "Paid at once from the payer's wallet in the checkout's currency.",
     PaymentMethod.INSTALLMENTS: (
-        "Paid over time on an installment plan. Not available yet: payCheckout answers "
-        "INVALID_STATE."
+        "Paid over time on an installment plan (needs APPROVED credit); the merchant is "
+        "paid in full at once."
     ),
+}
+
+INSTALLMENT_PRODUCTS: Mapping[InstallmentProduct, str] = {
+    InstallmentProduct.PAY_IN_4: "A down payment now and three more every two weeks.",
+    InstallmentProduct.PAY_IN_3_MONTHLY: "Three monthly payments, the first now.",
+    InstallmentProduct.PAY_IN_6_MONTHLY: "Six monthly payments, the first now, with a finance fee.",
+}
+
+PLAN_STATUSES: Mapping[PlanStatus, str] = {
+    PlanStatus.ACTIVE: "Being repaid; its outstanding principal uses the borrower's credit.",
+    PlanStatus.COMPLETED: "Nothing left to pay; its credit is available again.",
+    PlanStatus.DEFAULTED: (
+        "An installment went unpaid past the default period: the borrower's credit is "
+        "SUSPENDED. It can still be repaid."
+    ),
+    PlanStatus.CANCELLED: "Ended by a full refund of its checkout; what was paid came back.",
+}
+
+INSTALLMENT_STATUSES: Mapping[InstallmentStatus, str] = {
+    InstallmentStatus.SCHEDULED: "Not paid yet; collected on its due date if the wallet holds it.",
+    InstallmentStatus.PAID: "Paid in full (paidAt).",
+    InstallmentStatus.OVERDUE: (
+        "Unpaid past its due date and the grace days: a late fee was charged. Still "
+        "collected, or repaid with repayInstallment."
+    ),
+    InstallmentStatus.WAIVED: "Nothing is owed on it any more: a refund forgave it.",
+}
+
+CREDIT_STATUSES: Mapping[CreditStatus, str] = {
+    CreditStatus.NONE: "Never applied: no credit.",
+    CreditStatus.APPROVED: "May pay in installments up to availableCredit.",
+    CreditStatus.DECLINED: "The last application was declined; reasons say why.",
+    CreditStatus.SUSPENDED: "A plan defaulted: no new credit; existing plans can still be repaid.",
+}
+
+EMPLOYMENT_STATUSES: Mapping[EmploymentStatus, str] = {
+    EmploymentStatus.EMPLOYED: "Employed by someone else.",
+    EmploymentStatus.SELF_EMPLOYED: "Works for themselves.",
+    EmploymentStatus.STUDENT: "In education.",
+    EmploymentStatus.UNEMPLOYED: "Not working.",
+    EmploymentStatus.RETIRED: "Retired.",
 }

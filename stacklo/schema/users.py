@@ -11,8 +11,9 @@ from strawberry import relay
 from strawberry.scalars import JSON
 
 from stacklo.domain import models
+from stacklo.domain.installments import PlanStatus
 from stacklo.domain.models import KycStatus, Role
-from stacklo.schema.commerce import Merchant
+from stacklo.schema.commerce import InstallmentPlan, Merchant
 from stacklo.schema.common import (
     AFTER,
     FIRST,
@@ -26,6 +27,7 @@ from stacklo.schema.common import (
 from stacklo.schema.context import Info
 from stacklo.schema.fx import Portfolio
 from stacklo.schema.ledger import Transaction, TransactionFilter, Wallet, first_arg
+from stacklo.schema.lending import CreditProfile
 from stacklo.schema.limits import cost, cursors
 
 
@@ -67,6 +69,44 @@ class User(relay.Node):
     async def wallets(self, info: Info) -> list[Wallet]:
         found = await info.context.loaders.wallets_by_user.load(uuid.UUID(self.id))
         return [Wallet.of(w) for w in found]
+
+    @strawberry.field(
+        description="Credit for paying in installments: NONE with zero credit until the user "
+        "applies (applyForCredit)."
+    )
+    async def credit_profile(self, info: Info) -> CreditProfile:
+        found = await info.context.loaders.users.load(uuid.UUID(self.id))
+        assert found is not None
+        return CreditProfile.of(await info.context.services.credit.standing(found))
+
+    @strawberry.field(
+        description="The user's installment plans, newest first.",
+        metadata=cursors(decode_time_cursor),
+    )
+    async def installment_plans(
+        self,
+        info: Info,
+        first: Annotated[int | None, FIRST] = None,
+        after: Annotated[str | None, AFTER] = None,
+        status: Annotated[
+            PlanStatus | None, strawberry.argument(description="Only plans in this status.")
+        ] = None,
+    ) -> Connection[InstallmentPlan]:
+        async with info.context.services.uow(read_only=True) as uow:
+            page = await uow.plans.page(
+                uuid.UUID(self.id),
+                first=first_arg(info, first),
+                after=decode_time_cursor(after),
+                status=status,
+            )
+        return Connection[InstallmentPlan].build(
+            [
+                (encode_cursor(p.created_at.isoformat(), p.id), InstallmentPlan.of(p))
+                for p in page.items
+            ],
+            has_next=page.has_next,
+            has_previous=after is not None,
+        )
 
     @strawberry.field(description="The merchant this user registered (any status); null when none.")
     async def merchant(self, info: Info) -> Merchant | None:
