@@ -220,6 +220,19 @@ async def test_pay_in_6_charges_its_finance_fee_with_each_payment(world: World) 
     await world.verified()
 
 
+async def test_pay_in_3_monthly_on_time(world: World) -> None:
+    user, wallet, _, _, plan = await financed(world, P3, amount="3000", cash="3000")
+    assert [i.amount for i in plan.installments] == [Decimal(1000)] * 3
+    for _ in (1, 2):
+        world.clock.now = world.clock.now + timedelta(days=31)
+        assert await world.collection.run() == 1
+        await world.verified()
+    found = await plan_now(world, plan)
+    assert found.status is PlanStatus.COMPLETED
+    assert await world.balance(wallet) == (Decimal(0), Decimal(0))
+    assert await available(world, user) == Decimal(100000)
+
+
 async def test_monthly_dates_keep_the_day_or_the_months_end(world: World) -> None:
     world.clock.now = world.clock.now.replace(month=1, day=31)
     _, _, _, _, plan = await financed(world, P3, amount="3000", cash="1000")
@@ -315,6 +328,7 @@ async def test_reminders_go_once_before_each_due_date(world: World) -> None:
     assert len(events) == 1
     assert events[0]["kind"] == "installment.due"
     assert events[0]["installment_id"] == str(plan.installments[1].id)
+    await world.verified()
 
 
 async def test_default_suspends_credit(world: World) -> None:
@@ -348,6 +362,8 @@ async def test_a_full_refund_cancels_the_plan_and_gives_back_what_was_paid(world
     assert await total(world, AccountKind.BNPL_RECEIVABLE) == 0
     assert (await world.merchants.pending_settlement(merchant)).amount == 0
     assert await available(world, user) == Decimal(100000)
+    ended = await refused(world.plans.prepay(Prepay(user, plan.id, wallet.id, "late", META)))
+    assert ended.code is ErrorCode.INVALID_STATE  # a cancelled plan takes no payment
     await world.verified()
 
 
