@@ -9,7 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, BinaryIO, Protocol, Self
 
 from stacklo.domain.borrower import CreditProfile
 from stacklo.domain.commerce import Checkout, CheckoutStatus, Merchant, SalesSummary
@@ -527,3 +527,48 @@ class RateCache(Protocol):
 
     async def get(self) -> Snapshot | None: ...
     async def put(self, snapshot: Snapshot) -> None: ...
+
+
+# ------------------------------------------------------------------ object storage
+
+
+class ObjectStorage(Protocol):
+    """Where uploaded files live: S3 (``integrations/storage.py``), or a local folder in the
+    embedded default. Keys are chosen by the caller (``kyc/{user}/{uuid}``)."""
+
+    async def put(self, key: str, body: BinaryIO, size: int, content_type: str) -> None:
+        """Store ``size`` bytes read from ``body`` (a file positioned at 0) under ``key``,
+        streamed, not read whole into memory."""
+        ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def url(self, key: str, expires_in: int, file_name: str, content_type: str) -> str:
+        """A URL anyone holding it may GET the file from until ``expires_in`` seconds pass:
+        S3's presigned GET, or a Stacklo URL whose signature the local adapter checks."""
+        ...
+
+
+# ------------------------------------------------------------------ email and SMS
+
+
+class DeliveryFailed(Exception):
+    """A message was not delivered. ``temporary``: worth trying again later (a timeout, a
+    4xx-temporary or 5xx answer); otherwise the provider refused it for good."""
+
+    def __init__(self, reason: str, *, temporary: bool):
+        super().__init__(reason)
+        self.reason = reason
+        self.temporary = temporary
+
+
+class EmailSender(Protocol):
+    async def send(self, to: str, subject: str, text: str, html: str) -> None:
+        """Raises DeliveryFailed."""
+        ...
+
+
+class SmsSender(Protocol):
+    async def send(self, to: str, text: str) -> None:
+        """Raises DeliveryFailed."""
+        ...
