@@ -62,6 +62,7 @@ from stacklo.schema.movements import (
     StartDepositPayload,
 )
 from stacklo.schema.permissions import Allowed, IsAuthenticated
+from stacklo.schema.platform import PlatformStats
 from stacklo.schema.users import (
     AuditEvent,
     AuthPayload,
@@ -159,6 +160,11 @@ class Query:
         description="The audit log, newest first. " + _STAFF_READ,
         metadata=cursors(decode_sequence_cursor),
         extensions=_allowed("audit", "read"),
+    )
+    platform_stats: PlatformStats = strawberry.field(
+        resolver=user_resolvers.platform_stats,
+        extensions=_allowed("platform", "read"),
+        description="Live platform figures. " + _STAFF_READ,
     )
     checkout: Checkout | None = strawberry.field(
         resolver=checkout_resolvers.checkout,
@@ -395,6 +401,23 @@ class Subscription:
             "Staff only: every transaction on the platform as it changes, for live dashboards."
             " Live only, no resume. SUPPORT and ADMIN, by the access policy; anonymous callers "
             "get UNAUTHENTICATED, others FORBIDDEN."
+        ),
+        extensions=[
+            PermissionExtension(
+                permissions=[Allowed("platform", "read")],
+                fail_silently=False,
+                use_directives=False,
+            )
+        ],
+    )
+    platform_activity_events: TransactionEvent = strawberry.subscription(  # type: ignore[assignment]
+        resolver=realtime_resolvers.platform_activity_events,
+        description=(
+            "Staff only: every transaction on the platform as it changes, with a cursor: "
+            "resubscribe with after: the last cursor received to get every missed event "
+            "first. SUPPORT and ADMIN, by the access policy; anonymous callers get "
+            "UNAUTHENTICATED, others FORBIDDEN. A cursor past the retention window is "
+            "CURSOR_EXPIRED."
         ),
         extensions=[
             PermissionExtension(

@@ -45,6 +45,7 @@ from stacklo.domain.funding import Funding
 from stacklo.domain.kyc import Kyc
 from stacklo.domain.merchants import Merchants
 from stacklo.domain.plans import Plans
+from stacklo.domain.platform import Platform
 from stacklo.domain.ports import PaymentProvider, RateCache, RateFeed, UnitOfWorkFactory
 from stacklo.domain.quotes import Quotes
 from stacklo.domain.rates import Rates
@@ -224,6 +225,7 @@ def build_services(
             load_scorecard(settings.credit_scorecard),
             timedelta(seconds=settings.credit_reapply_seconds),
         ),
+        platform=Platform(uow, utcnow),
     )
 
 

@@ -282,24 +282,23 @@ class Outbox:
 
     async def replay(
         self,
-        user_id: uuid.UUID,
+        user_id: uuid.UUID | None,
         topic: str,
         after: int,
         *,
         until: int | None = None,
         limit: int = 1000,
     ) -> list[OutboxEvent]:
-        """What ``user_id`` may see of ``topic`` after position ``after``, in position order."""
+        """What ``user_id`` may see of ``topic`` after position ``after``, in position order;
+        every event of ``topic`` when ``user_id`` is None (staff feeds)."""
         query = (
             select(outbox_events)
-            .where(
-                outbox_events.c.position > after,
-                outbox_events.c.topic == topic,
-                outbox_events.c.audience.contains([user_id]),
-            )
+            .where(outbox_events.c.position > after, outbox_events.c.topic == topic)
             .order_by(outbox_events.c.position)
             .limit(limit)
         )
+        if user_id is not None:
+            query = query.where(outbox_events.c.audience.contains([user_id]))
         if until is not None:
             query = query.where(outbox_events.c.position < until)
         return [_event(r) for r in (await self._conn.execute(query)).all()]

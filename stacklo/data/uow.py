@@ -14,6 +14,7 @@ from stacklo.data.fx import Quotes, Rates
 from stacklo.data.ledger import Idempotency, Ledger
 from stacklo.data.lending import Credit, Plans
 from stacklo.data.outbox import Outbox
+from stacklo.data.platform import PlatformFigures
 from stacklo.data.repositories import Audit, Sessions, Users, Wallets
 
 # Connections the current request (or WebSocket operation) may hold at once. Set per request by
@@ -44,6 +45,7 @@ class SqlUnitOfWork:
     checkouts: Checkouts
     credit: Credit
     plans: Plans
+    platform: PlatformFigures
 
     def __init__(self, engine: AsyncEngine, read_only: bool = False):
         self._engine = engine
@@ -79,6 +81,7 @@ class SqlUnitOfWork:
         self.checkouts = Checkouts(self._conn)
         self.credit = Credit(self._conn)
         self.plans = Plans(self._conn)
+        self.platform = PlatformFigures(self._conn)
         return self
 
     async def __aexit__(

@@ -184,3 +184,19 @@ class Viewer:
     user: User
     session_id: uuid.UUID
     token_expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformStats:
+    user_count: int
+    active_merchant_count: int
+    transaction_count_24h: int
+    volume_24h: list[Money]
+    active_installment_plans: int
+    overdue_installments: int
+    transfers_last_minute: int
+    transactions_last_hour: int
+    failed_transactions_last_hour: int
+    pending_kyc: int
+    open_checkouts: int
+    generated_at: datetime

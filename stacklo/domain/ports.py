@@ -29,6 +29,7 @@ from stacklo.domain.models import (
     AuditEvent,
     KycStatus,
     Page,
+    PlatformStats,
     RefreshToken,
     Role,
     Session,
@@ -255,6 +256,10 @@ class PlanRepository(Protocol):
         ...
 
 
+class PlatformFiguresStore(Protocol):
+    async def stats(self, now: datetime) -> PlatformStats: ...
+
+
 class AuditLog(Protocol):
     async def record(self, event: AuditEvent) -> None: ...
     async def get(self, event_id: int) -> AuditEvent | None: ...
@@ -364,7 +369,7 @@ class OutboxStore(Protocol):
     async def last_position(self) -> int: ...
     async def replay(
         self,
-        user_id: uuid.UUID,
+        user_id: uuid.UUID | None,
         topic: str,
         after: int,
         *,
@@ -424,6 +429,8 @@ class UnitOfWork(Protocol):
     def credit(self) -> CreditRepository: ...
     @property
     def plans(self) -> PlanRepository: ...
+    @property
+    def platform(self) -> PlatformFiguresStore: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

@@ -88,7 +88,13 @@ class Streams:
             if after < await uow.outbox.pruned_through():
                 raise CursorExpired()
 
-    def user_replay(self, user_id: uuid.UUID, topic: str) -> Replay:
+    def open_count(self) -> int:
+        """Subscriptions open in this process."""
+        return sum(self._open.values())
+
+    def user_replay(self, user_id: uuid.UUID | None, topic: str) -> Replay:
+        """``user_id``'s events of ``topic``; every event of it when None (staff feeds)."""
+
         async def replay(after: int) -> list[OutboxEvent]:
             async with self._uow(read_only=True) as uow:
                 return await uow.outbox.replay(user_id, topic, after, limit=REPLAY_PAGE)

@@ -131,6 +131,37 @@ async def wallet_updated(
             await close_slow(info)
 
 
+async def platform_activity_events(
+    info: Info,
+    after: Annotated[
+        str | None,
+        strawberry.argument(
+            description="The cursor of the last event received: missed events are replayed "
+            "first, then live ones follow. Opaque."
+        ),
+    ] = None,
+) -> AsyncGenerator[TransactionEvent, None]:
+    """Staff only (checked by the field's permission): every transaction as it changes,
+    resumable like the viewer's own streams."""
+    viewer = await info.context.require_viewer()
+    streams = info.context.services.streams
+    position = _position(after)
+    if position is not None:
+        await streams.check_cursor(position)
+    async with streams.slot(viewer.user.id):
+        try:
+            async for event in streams.events(
+                PLATFORM,
+                lambda e: e.topic == TRANSACTION,
+                after=position,
+                replay=streams.user_replay(None, TRANSACTION),
+            ):
+                tx = transaction_from_dict(event.payload)
+                yield TransactionEvent(cursor=_cursor(event), transaction=Transaction.of(tx))
+        except SlowConsumer:
+            await close_slow(info)
+
+
 async def platform_activity(info: Info) -> AsyncGenerator[Transaction, None]:
     """Staff only (checked by the field's permission): every transaction as it changes."""
     viewer = await info.context.require_viewer()

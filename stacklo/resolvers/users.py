@@ -28,6 +28,7 @@ from stacklo.schema.common import (
 from stacklo.schema.context import Info
 from stacklo.schema.fx import Quote
 from stacklo.schema.ledger import LedgerEntry, Transaction, Wallet, first_arg, wallet_owners
+from stacklo.schema.platform import PlatformStats
 from stacklo.schema.users import AuditEvent, User
 
 
@@ -123,6 +124,12 @@ async def transaction(
     async with info.context.services.uow(read_only=True) as uow:
         tx = await uow.ledger.by_reference(reference.strip().upper())
     return await _visible_transaction(info, viewer, tx)
+
+
+async def platform_stats(info: Info) -> PlatformStats:
+    """Staff only (the field's permission)."""
+    services = info.context.services
+    return PlatformStats.of(await services.platform.stats(), services.streams.open_count())
 
 
 async def node(

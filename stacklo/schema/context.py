@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from stacklo.domain.kyc import Kyc
     from stacklo.domain.merchants import Merchants
     from stacklo.domain.plans import Plans
+    from stacklo.domain.platform import Platform
     from stacklo.domain.ports import Clock, UnitOfWorkFactory
     from stacklo.domain.quotes import Quotes
     from stacklo.domain.rates import Rates
@@ -75,6 +76,7 @@ class Services:
     checkouts: Checkouts
     plans: Plans
     credit: CreditApplications
+    platform: Platform
 
 
 class Loaders:
