@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Date,
@@ -98,6 +99,8 @@ auth_sessions = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
     Column("revoked_reason", String(64)),
+    # The device that signed in: a sign-in from one never seen before is notified.
+    Column("user_agent", String(256)),
     Index("ix_auth_sessions_live_user", "user_id", postgresql_where=text("revoked_at IS NULL")),
 )
 
@@ -612,3 +615,107 @@ installments = Table(
         postgresql_where=text("status IN ('SCHEDULED', 'OVERDUE')"),
     ),
 )
+
+KYC_DOCUMENT_TYPES = ["PASSPORT", "NATIONAL_ID", "DRIVERS_LICENSE", "UTILITY_BILL", "SELFIE"]
+KYC_DOCUMENT_STATUSES = ["UPLOADED", "APPROVED", "REJECTED"]
+CHANNELS = ["EMAIL", "SMS"]
+DELIVERY_STATUSES = ["PENDING", "SENT", "FAILED"]
+
+# Identity documents: the bytes live in object storage under storage_key; the review's
+# user-facing reason and the staff's internal note are kept apart.
+kyc_documents = Table(
+    "kyc_documents",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column(
+        "user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("type", String(20), nullable=False),
+    Column("file_name", String(255), nullable=False),
+    Column("content_type", String(64), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("storage_key", String(255), nullable=False, unique=True),
+    Column("status", String(12), nullable=False),
+    Column("reason", Text),
+    Column("note", Text),
+    Column("may_resubmit", Boolean, nullable=False, server_default=text("true")),
+    Column("reviewer_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")),
+    Column("reviewed_at", DateTime(timezone=True)),
+    Column("uploaded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(_one_of("type", KYC_DOCUMENT_TYPES), name="type"),
+    CheckConstraint(_one_of("status", KYC_DOCUMENT_STATUSES), name="status"),
+    CheckConstraint("size_bytes > 0", name="size"),
+    Index("ix_kyc_documents_user_id", "user_id", "uploaded_at"),
+)
+
+# In-app notifications. A notification made from an outbox event carries the event's id: one
+# per event, user and kind, however often the notifier reads the event.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column(
+        "user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("kind", String(40), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("event_id", BigInteger),
+    Column("read_at", DateTime(timezone=True)),
+    _now(),
+    Index("uq_notifications_event_user_kind", "event_id", "user_id", "kind", unique=True),
+    Index("ix_notifications_user_created", "user_id", text("created_at DESC"), text("id DESC")),
+    Index("ix_notifications_unread", "user_id", postgresql_where=text("read_at IS NULL")),
+)
+
+# Email and SMS copies of a notification: one row per channel (the dedupe key), retried with
+# backoff on temporary failures up to a bound, with the reason it gave up.
+notification_deliveries = Table(
+    "notification_deliveries",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column(
+        "notification_id",
+        UUID(as_uuid=True),
+        ForeignKey("notifications.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("channel", String(8), nullable=False),
+    Column("destination", String(254), nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("attempts", SmallInteger, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_error", Text),
+    Column("sent_at", DateTime(timezone=True)),
+    CheckConstraint(_one_of("channel", CHANNELS), name="channel"),
+    CheckConstraint(_one_of("status", DELIVERY_STATUSES), name="status"),
+    Index("uq_notification_deliveries_channel", "notification_id", "channel", unique=True),
+    Index(
+        "ix_notification_deliveries_due",
+        "next_attempt_at",
+        postgresql_where=text("status = 'PENDING'"),
+    ),
+)
+
+notification_preferences = Table(
+    "notification_preferences",
+    metadata,
+    Column(
+        "user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("email", Boolean, nullable=False, server_default=text("true")),
+    Column("sms", Boolean, nullable=False, server_default=text("false")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# How far each outbox reader has got (the notifier), by outbox position.
+outbox_readers = Table(
+    "outbox_readers",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("position", BigInteger, nullable=False, server_default="0"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# platformStats counts the last minute, hour and day of transactions.
+Index("ix_ledger_transactions_created_at", ledger_transactions.c.created_at)
