@@ -25,6 +25,7 @@ from stacklo.resolvers import fx as fx_resolvers
 from stacklo.resolvers import kyc as kyc_resolvers
 from stacklo.resolvers import lending as lending_resolvers
 from stacklo.resolvers import merchants as merchant_resolvers
+from stacklo.resolvers import notifications as notification_resolvers
 from stacklo.resolvers import realtime as realtime_resolvers
 from stacklo.resolvers import transfers as transfer_resolvers
 from stacklo.resolvers import users as user_resolvers
@@ -60,6 +61,11 @@ from stacklo.schema.movements import (
     RequestWithdrawalPayload,
     SendMoneyPayload,
     StartDepositPayload,
+)
+from stacklo.schema.notifications import (
+    MarkNotificationsReadPayload,
+    Notification,
+    SetNotificationPreferencesPayload,
 )
 from stacklo.schema.permissions import Allowed, IsAuthenticated
 from stacklo.schema.platform import PlatformStats
@@ -335,6 +341,17 @@ class Mutation:
         "INSUFFICIENT_FUNDS (settled, and the owner's wallet holds too little; nothing moves), "
         "WALLET_FROZEN, IDEMPOTENCY_KEY_REUSED.",
     )
+    mark_notifications_read: MarkNotificationsReadPayload = strawberry.mutation(
+        resolver=notification_resolvers.mark_notifications_read,
+        extensions=_authenticated,
+        description="Marks the given notifications read, or all of the viewer's when ids is "
+        "null; anyone else's or unknown ids are ignored and not counted. " + _SIGNED_IN,
+    )
+    set_notification_preferences: SetNotificationPreferencesPayload = strawberry.mutation(
+        resolver=notification_resolvers.set_notification_preferences,
+        extensions=_authenticated,
+        description="Chooses whether notifications also go by email and by SMS. " + _SIGNED_IN,
+    )
     apply_for_credit: ApplyForCreditPayload = strawberry.mutation(
         resolver=lending_resolvers.apply_for_credit,
         extensions=_authenticated,
@@ -426,6 +443,13 @@ class Subscription:
                 use_directives=False,
             )
         ],
+    )
+    notification_received: Notification = strawberry.subscription(  # type: ignore[assignment]
+        resolver=notification_resolvers.notification_received,
+        description="The viewer's notifications as they are written (a few hundred "
+        "milliseconds after what they tell of). Live only: after a reconnect, read "
+        "me.notifications for what came meanwhile. " + _SIGNED_IN,
+        extensions=_authenticated_subscription(),
     )
     rate_updated: ExchangeRate = strawberry.subscription(  # type: ignore[assignment]
         resolver=fx_resolvers.rate_updated,

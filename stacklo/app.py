@@ -31,7 +31,7 @@ from stacklo.config import Settings
 from stacklo.data.buckets import SharedBuckets
 from stacklo.data.db import create_engine, migrate, start_embedded
 from stacklo.data.fx import MemoryRateCache, RedisRateCache
-from stacklo.data.outbox import RATE_FEED_LOCK, SCHEDULER_LOCK, RelayConnection
+from stacklo.data.outbox import NOTIFIER_LOCK, RATE_FEED_LOCK, SCHEDULER_LOCK, RelayConnection
 from stacklo.data.persisted import MemoryQueryCache, QueryCache, RedisQueryCache, Registered
 from stacklo.data.uow import SqlUnitOfWorkFactory
 from stacklo.domain.auth import AuthService
@@ -44,9 +44,17 @@ from stacklo.domain.credit_applications import CreditApplications
 from stacklo.domain.funding import Funding
 from stacklo.domain.kyc import Kyc
 from stacklo.domain.merchants import Merchants
+from stacklo.domain.notifications import Notifications
 from stacklo.domain.plans import Plans
 from stacklo.domain.platform import Platform
-from stacklo.domain.ports import PaymentProvider, RateCache, RateFeed, UnitOfWorkFactory
+from stacklo.domain.ports import (
+    EmailSender,
+    PaymentProvider,
+    RateCache,
+    RateFeed,
+    SmsSender,
+    UnitOfWorkFactory,
+)
 from stacklo.domain.quotes import Quotes
 from stacklo.domain.rates import Rates
 from stacklo.domain.settlement import Settlement
@@ -54,9 +62,11 @@ from stacklo.domain.spending import DailyLimits
 from stacklo.domain.transfers import Transfers
 from stacklo.domain.visibility import Visibility
 from stacklo.domain.wallets import Wallets
+from stacklo.integrations.email import LogEmailSender, SmtpSender
 from stacklo.integrations.paystack import PaystackProvider
 from stacklo.integrations.rates import CoinbaseRateFeed, SandboxRateFeed
 from stacklo.integrations.sandbox import SandboxProvider
+from stacklo.integrations.sms import HttpSmsSender, LogSmsSender
 from stacklo.observability import (
     RequestContextMiddleware,
     configure_logging,
@@ -67,6 +77,7 @@ from stacklo.observability import (
 from stacklo.realtime.broadcast import make_broadcast
 from stacklo.realtime.feed import RateTicker
 from stacklo.realtime.leader import run_as_leader
+from stacklo.realtime.notifier import Notifier
 from stacklo.realtime.relay import Relay
 from stacklo.realtime.sessions import SessionGuard
 from stacklo.realtime.streams import Streams
@@ -130,6 +141,8 @@ async def run_jobs(
     checkouts = build_checkouts(settings, uow)
     settlement = Settlement(uow, utcnow, timedelta(seconds=settings.settlement_delay_seconds))
     collection = Collection(uow, utcnow, settings.lending())
+    email, sms = build_senders(settings)
+    notifier = Notifier(uow, utcnow, email, sms, max_attempts=settings.notification_max_attempts)
 
     async def scheduled() -> None:
         expired = await checkouts.expire()
@@ -154,10 +167,36 @@ async def run_jobs(
                 settings.scheduler_interval_seconds,
                 scheduled,
             ),
+            run_as_leader(
+                "notifier",
+                RelayConnection(engine, NOTIFIER_LOCK, listen=None),
+                stop,
+                settings.notifier_interval_seconds,
+                notifier.run_once,
+            ),
         )
     finally:
         if isinstance(feed, CoinbaseRateFeed):
             await feed.aclose()
+
+
+def build_senders(settings: Settings) -> tuple[EmailSender, SmsSender]:
+    """SMTP and the SMS gateway when configured; the log otherwise (embedded default)."""
+    email: EmailSender = LogEmailSender()
+    if settings.smtp_host:
+        email = SmtpSender(
+            settings.smtp_host,
+            settings.smtp_port,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            use_tls=settings.smtp_tls == "tls",
+            start_tls=settings.smtp_tls == "starttls",
+            sender=settings.smtp_sender,
+        )
+    sms: SmsSender = LogSmsSender()
+    if settings.sms_url and settings.sms_api_key:
+        sms = HttpSmsSender(settings.sms_url, settings.sms_api_key, settings.sms_sender_id)
+    return email, sms
 
 
 def build_services(
@@ -226,6 +265,7 @@ def build_services(
             timedelta(seconds=settings.credit_reapply_seconds),
         ),
         platform=Platform(uow, utcnow),
+        notifications=Notifications(uow, utcnow),
     )
 
 

@@ -129,6 +129,27 @@ class Settings(BaseSettings):
     settlement_delay_seconds: int = Field(default=86_400, ge=0)
     scheduler_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
 
+    # Object storage for KYC documents: S3 when storage_url is s3://bucket?region=..., a
+    # folder under data_dir otherwise. Keys from here or the usual AWS chain.
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    kyc_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+
+    # Notifications: email through SMTP when smtp_host is set (logged otherwise), SMS through
+    # an HTTP gateway when sms_url is set (logged otherwise). Failed deliveries are retried with
+    # backoff up to notification_max_attempts.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_tls: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_sender: str = "Stacklo <no-reply@stacklo.invalid>"
+    sms_url: str | None = None
+    sms_api_key: str | None = None
+    sms_sender_id: str = "Stacklo"
+    notifier_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    notification_max_attempts: int = Field(default=6, ge=1, le=20)
+
     # Credit and installments. The scorecard is a data file (the packaged one unless a path
     # is given); applying again waits credit_reapply_seconds after a decision.
     credit_scorecard: Path | None = None

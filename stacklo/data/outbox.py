@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from stacklo.data.tables import outbox_events, outbox_state
 from stacklo.domain.events import (
     NOTIFICATION,
+    NOTIFICATION_CREATED,
     RATES,
     SESSIONS_ENDED,
     TRANSACTION,
@@ -32,6 +33,7 @@ from stacklo.domain.models import AccountKind, Wallet
 RELAY_LOCK = 7_246_002
 RATE_FEED_LOCK = 7_246_003
 SCHEDULER_LOCK = 7_246_004
+NOTIFIER_LOCK = 7_246_005
 
 
 class RelayConnection:
@@ -134,6 +136,12 @@ SESSIONS_ENDED_EVENTS = _insert_events(
 NOTIFICATION_EVENT = _insert_events(
     f"""SELECT '{NOTIFICATION}', :ev_aggregate, ARRAY[CAST(:ev_user AS uuid)],
               CAST(:ev_payload AS jsonb) FROM reminded"""  # noqa: S608 - constants only
+)
+# A notification just written (the statement's ``made`` CTE: id, user_id), for its user's
+# notificationReceived; nothing when the notification already existed.
+NOTIFICATION_CREATED_EVENT = _insert_events(
+    f"""SELECT '{NOTIFICATION_CREATED}', made.id::text, ARRAY[made.user_id],
+              CAST(:ev_payload AS jsonb) FROM made RETURNING id"""  # noqa: S608 - constants only
 )
 # A rate feed reading, for every ``rateUpdated`` subscriber (public: no audience).
 RATES_EVENT = _insert_events(
@@ -275,6 +283,18 @@ class Outbox:
 
     async def pruned_through(self) -> int:
         return int((await self._conn.execute(select(outbox_state.c.pruned_through))).scalar() or 0)
+
+    async def notify(self, user_id: uuid.UUID, kind: str, data: Mapping[str, Any]) -> None:
+        """A notice for one user, written in the caller's transaction: a notification event
+        with no change of its own to announce (a decision, a new device)."""
+        await self._conn.execute(
+            outbox_events.insert().values(
+                topic=NOTIFICATION,
+                aggregate_id=str(user_id),
+                audience=[user_id],
+                payload={"kind": kind, **{k: str(v) for k, v in data.items()}},
+            )
+        )
 
     async def last_position(self) -> int:
         value = (await self._conn.execute(select(func.max(outbox_events.c.position)))).scalar()

@@ -198,9 +198,22 @@ class Sessions:
                 user_id=session.user_id,
                 created_at=session.created_at,
                 expires_at=session.expires_at,
+                user_agent=session.user_agent,
             )
         )
         await self.add_token(token)
+
+    async def devices_seen(self, user_id: uuid.UUID, user_agent: str | None) -> tuple[int, bool]:
+        """How many sessions the user ever had, and whether one was from this device."""
+        row = (
+            await self._conn.execute(
+                select(
+                    func.count(),
+                    func.count().filter(auth_sessions.c.user_agent == user_agent),
+                ).where(auth_sessions.c.user_id == user_id)
+            )
+        ).one()
+        return int(row[0]), bool(row[1])
 
     async def add_token(self, token: RefreshToken) -> None:
         await self._conn.execute(

@@ -660,6 +660,8 @@ notifications = Table(
     Column("kind", String(40), nullable=False),
     Column("title", String(200), nullable=False),
     Column("body", Text, nullable=False),
+    # What the templates were given: email and SMS copies are rendered from it when sent.
+    Column("data", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("event_id", BigInteger),
     Column("read_at", DateTime(timezone=True)),
     _now(),

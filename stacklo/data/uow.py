@@ -13,6 +13,7 @@ from stacklo.data.commerce import Checkouts, Merchants
 from stacklo.data.fx import Quotes, Rates
 from stacklo.data.ledger import Idempotency, Ledger
 from stacklo.data.lending import Credit, Plans
+from stacklo.data.notifications import NotificationStore
 from stacklo.data.outbox import Outbox
 from stacklo.data.platform import PlatformFigures
 from stacklo.data.repositories import Audit, Sessions, Users, Wallets
@@ -46,6 +47,7 @@ class SqlUnitOfWork:
     credit: Credit
     plans: Plans
     platform: PlatformFigures
+    notifications: NotificationStore
 
     def __init__(self, engine: AsyncEngine, read_only: bool = False):
         self._engine = engine
@@ -82,6 +84,7 @@ class SqlUnitOfWork:
         self.credit = Credit(self._conn)
         self.plans = Plans(self._conn)
         self.platform = PlatformFigures(self._conn)
+        self.notifications = NotificationStore(self._conn)
         return self
 
     async def __aexit__(

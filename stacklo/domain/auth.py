@@ -135,7 +135,7 @@ class AuthService:
                 )
             )
             await add_wallet(uow, user.id, data.home_currency, now, meta)
-            issued = await self._start_session(uow, user, now)
+            issued = await self._start_session(uow, user, now, meta.user_agent)
             await uow.commit()
         return issued
 
@@ -173,7 +173,18 @@ class AuthService:
             if self._hasher.needs_rehash(user.password_hash):
                 user.password_hash = await self._hasher.hash(password)
                 await uow.users.set_password_hash(user.id, user.password_hash)
-            issued = await self._start_session(uow, user, now)
+            sessions, known = await uow.sessions.devices_seen(user.id, meta.user_agent)
+            issued = await self._start_session(uow, user, now, meta.user_agent)
+            if sessions and not known:  # not their first sign-in, and not from here before
+                await uow.outbox.notify(
+                    user.id,
+                    "session.new_device",
+                    {
+                        "device": meta.user_agent or "an unknown device",
+                        "ip": meta.ip_address or "an unknown address",
+                        "at": now.strftime("%Y-%m-%d %H:%M UTC"),
+                    },
+                )
             await uow.audit.record(
                 audit(
                     "user.logged_in", meta, actor_id=user.id, target_type="User", target_id=user.id
@@ -278,9 +289,15 @@ class AuthService:
             )
             await uow.commit()
 
-    async def _start_session(self, uow: UnitOfWork, user: User, now: datetime) -> IssuedSession:
+    async def _start_session(
+        self, uow: UnitOfWork, user: User, now: datetime, user_agent: str | None = None
+    ) -> IssuedSession:
         session = Session(
-            id=uuid.uuid4(), user_id=user.id, created_at=now, expires_at=now + self._refresh_ttl
+            id=uuid.uuid4(),
+            user_id=user.id,
+            created_at=now,
+            expires_at=now + self._refresh_ttl,
+            user_agent=user_agent,
         )
         raw, token = self._new_token(session.id, now, session.expires_at)
         await uow.sessions.add(session, token)

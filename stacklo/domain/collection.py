@@ -35,6 +35,7 @@ from stacklo.domain.ledger import Posting, Transaction, TransactionKind, Transac
 from stacklo.domain.models import AccountKind, RequestMeta, audit
 from stacklo.domain.money import MONEY_CONTEXT, Money
 from stacklo.domain.movements import Movement, book
+from stacklo.domain.notices import money_text
 from stacklo.domain.plans import LendingTerms, collection_movement, complete_if_paid
 from stacklo.domain.ports import Clock, UnitOfWork, UnitOfWorkFactory
 
@@ -85,6 +86,14 @@ class Collection:
                         ),
                     )
                     apply(parts, now)
+                    await uow.outbox.notify(
+                        plan.user_id,
+                        "installment.collected",
+                        {
+                            "amount": money_text(owed, plan.currency.value),
+                            "sequence": ", ".join(str(a.installment.sequence) for a in parts),
+                        },
+                    )
                     changed = True
             for inst in plan.installments:
                 late_by = (today - inst.due_date).days
@@ -102,6 +111,15 @@ class Collection:
                         inst.late_fee = MONEY_CONTEXT.add(inst.late_fee, charge)
                         movement = await _late_fee(uow, plan, wallet_id, inst.sequence, charge, now)
                         await book(uow, movement)
+                    await uow.outbox.notify(
+                        plan.user_id,
+                        "installment.overdue",
+                        {
+                            "amount": money_text(inst.owed, plan.currency.value),
+                            "late_fee": money_text(charge, plan.currency.value),
+                            "sequence": str(inst.sequence),
+                        },
+                    )
                     changed = True
             if any(
                 i.status is InstallmentStatus.OVERDUE
@@ -110,8 +128,12 @@ class Collection:
             ):
                 plan.status = PlanStatus.DEFAULTED
                 await _suspend(uow, plan, profile, now)
+                await _notify_plan(uow, plan, "plan.defaulted")
                 changed = True
+            was = plan.status
             complete_if_paid(plan, now)
+            if was is not plan.status:
+                await _notify_plan(uow, plan, "plan.completed")
             if changed:
                 await uow.plans.save(plan)
                 await uow.commit()
@@ -185,6 +207,13 @@ async def _late_fee(
             sequence=sequence,
             amount=str(amount.amount),
         ),
+    )
+
+
+async def _notify_plan(uow: UnitOfWork, plan: Plan, kind: str) -> None:
+    merchant = await uow.merchants.get(plan.merchant_id)
+    await uow.outbox.notify(
+        plan.user_id, kind, {"merchant": merchant.name if merchant else "the merchant"}
     )
 
 

@@ -25,6 +25,9 @@ SESSIONS_ENDED = "sessions_ended"
 # Something to tell one user (payload ``kind``, e.g. installment.due), for the notifications
 # capability to deliver.
 NOTIFICATION = "notification"
+# An in-app notification written for a user (for notificationReceived). Payload: the
+# notification itself.
+NOTIFICATION_CREATED = "notification_created"
 
 
 @dataclass(frozen=True, slots=True)

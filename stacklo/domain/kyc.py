@@ -42,6 +42,11 @@ class Kyc:
             previous = user.kyc_status
             user.kyc_status = status
             await uow.users.set_kyc_status(user.id, status)
+            await uow.outbox.notify(
+                user.id,
+                "kyc.approved" if cmd.approve else "kyc.rejected",
+                {} if cmd.approve else {"reason": reason or "", "may_resubmit": "yes"},
+            )
             await uow.audit.record(
                 audit(
                     "kyc.reviewed",

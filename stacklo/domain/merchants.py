@@ -103,6 +103,15 @@ class Merchants:
             await uow.merchants.save(merchant)
             if merchant.status is MerchantStatus.ACTIVE:
                 await _grant_merchant_role(uow, merchant.user_id)
+            await uow.outbox.notify(
+                merchant.user_id,
+                {
+                    MerchantStatus.ACTIVE: "merchant.approved",
+                    MerchantStatus.REJECTED: "merchant.rejected",
+                    MerchantStatus.SUSPENDED: "merchant.suspended",
+                }[merchant.status],
+                {"merchant": merchant.name, "reason": reason or ""},
+            )
             await uow.audit.record(
                 audit(
                     "merchant.reviewed",

@@ -101,6 +101,7 @@ class Session:
     expires_at: datetime
     revoked_at: datetime | None = None
     revoked_reason: str | None = None
+    user_agent: str | None = None  # the device that signed in
 
 
 @dataclass(slots=True)

@@ -358,6 +358,11 @@ class Plans:
         outcome = await book(uow, movement)
         apply(parts, now)
         complete_if_paid(plan, now)
+        if plan.status is PlanStatus.COMPLETED:
+            merchant = await uow.merchants.get(plan.merchant_id)
+            await uow.outbox.notify(
+                plan.user_id, "plan.completed", {"merchant": merchant.name if merchant else ""}
+            )
         await uow.plans.save(plan)
         return outcome
 

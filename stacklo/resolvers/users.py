@@ -28,6 +28,7 @@ from stacklo.schema.common import (
 from stacklo.schema.context import Info
 from stacklo.schema.fx import Quote
 from stacklo.schema.ledger import LedgerEntry, Transaction, Wallet, first_arg, wallet_owners
+from stacklo.schema.notifications import Notification
 from stacklo.schema.platform import PlatformStats
 from stacklo.schema.users import AuditEvent, User
 
@@ -148,6 +149,7 @@ async def node(
     | Checkout
     | InstallmentPlan
     | Installment
+    | Notification
     | None
 ):
     """Any object by global ID. A foreign, unknown or malformed id is null, never an error."""
@@ -187,6 +189,9 @@ async def node(
         return Checkout.of(found) if found and visibility.checkout(viewer) else None
     if type_name in ("InstallmentPlan", "Installment"):
         return await _plan_or_installment(info, viewer, type_name, key)
+    if type_name == "Notification":
+        note = await info.context.services.notifications.get(viewer.user, key)
+        return Notification.of(note) if note else None
     return None
 
 

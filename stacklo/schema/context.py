@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from stacklo.domain.funding import Funding
     from stacklo.domain.kyc import Kyc
     from stacklo.domain.merchants import Merchants
+    from stacklo.domain.notifications import Notifications
     from stacklo.domain.plans import Plans
     from stacklo.domain.platform import Platform
     from stacklo.domain.ports import Clock, UnitOfWorkFactory
@@ -77,6 +78,7 @@ class Services:
     plans: Plans
     credit: CreditApplications
     platform: Platform
+    notifications: Notifications
 
 
 class Loaders:

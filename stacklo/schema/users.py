@@ -29,6 +29,7 @@ from stacklo.schema.fx import Portfolio
 from stacklo.schema.ledger import Transaction, TransactionFilter, Wallet, first_arg
 from stacklo.schema.lending import CreditProfile
 from stacklo.schema.limits import cost, cursors
+from stacklo.schema.notifications import Notification, NotificationPreferences
 
 
 @strawberry.type(
@@ -107,6 +108,52 @@ class User(relay.Node):
             has_next=page.has_next,
             has_previous=after is not None,
         )
+
+    @strawberry.field(
+        description="The user's notifications, newest first.",
+        metadata=cursors(decode_time_cursor),
+    )
+    async def notifications(
+        self,
+        info: Info,
+        first: Annotated[int | None, FIRST] = None,
+        after: Annotated[str | None, AFTER] = None,
+        unread_only: Annotated[
+            bool, strawberry.argument(description="Only the ones not marked read.")
+        ] = False,
+    ) -> Connection[Notification]:
+        user = await self._user(info)
+        page = await info.context.services.notifications.page(
+            user,
+            first=first_arg(info, first),
+            after=decode_time_cursor(after),
+            unread_only=unread_only,
+        )
+        return Connection[Notification].build(
+            [
+                (encode_cursor(n.created_at.isoformat(), n.id), Notification.of(n))
+                for n in page.items
+            ],
+            has_next=page.has_next,
+            has_previous=after is not None,
+        )
+
+    @strawberry.field(
+        description="How many notifications are not marked read: the badge. Exact; "
+        "notificationReceived tells when to read it again."
+    )
+    async def unread_notification_count(self, info: Info) -> int:
+        return await info.context.services.notifications.unread(await self._user(info))
+
+    @strawberry.field(description="Which channels carry notifications besides the feed.")
+    async def notification_preferences(self, info: Info) -> NotificationPreferences:
+        chosen = await info.context.services.notifications.preferences(await self._user(info))
+        return NotificationPreferences.of(chosen)
+
+    async def _user(self, info: Info) -> models.User:
+        found = await info.context.loaders.users.load(uuid.UUID(self.id))
+        assert found is not None
+        return found
 
     @strawberry.field(description="The merchant this user registered (any status); null when none.")
     async def merchant(self, info: Info) -> Merchant | None:

@@ -1,0 +1,67 @@
+"""markNotificationsRead, setNotificationPreferences, notificationReceived."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Annotated
+
+import strawberry
+
+from stacklo.domain.events import NOTIFICATION_CREATED
+from stacklo.domain.notices import StoredNotification
+from stacklo.realtime.channels import user_channel
+from stacklo.realtime.streams import SlowConsumer
+from stacklo.resolvers.errors import user_errors
+from stacklo.resolvers.realtime import close_slow
+from stacklo.schema.common import node_uuid
+from stacklo.schema.context import Info
+from stacklo.schema.notifications import (
+    MarkNotificationsReadInput,
+    MarkNotificationsReadPayload,
+    Notification,
+    NotificationPreferences,
+    SetNotificationPreferencesInput,
+    SetNotificationPreferencesPayload,
+)
+
+
+@user_errors(MarkNotificationsReadPayload)
+async def mark_notifications_read(
+    info: Info,
+    input: Annotated[
+        MarkNotificationsReadInput, strawberry.argument(description="Which to mark read.")
+    ],
+) -> MarkNotificationsReadPayload:
+    viewer = await info.context.require_viewer()
+    ids = None
+    if input.ids is not None:  # malformed and foreign ids name nothing of the viewer's
+        ids = [found for i in input.ids if (found := node_uuid(i, "Notification"))]
+    count = await info.context.services.notifications.mark_read(viewer.user, ids)
+    return MarkNotificationsReadPayload(updated_count=count)
+
+
+@user_errors(SetNotificationPreferencesPayload)
+async def set_notification_preferences(
+    info: Info,
+    input: Annotated[
+        SetNotificationPreferencesInput, strawberry.argument(description="The channels.")
+    ],
+) -> SetNotificationPreferencesPayload:
+    viewer = await info.context.require_viewer()
+    chosen = await info.context.services.notifications.set_preferences(
+        viewer.user, input.email, input.sms
+    )
+    return SetNotificationPreferencesPayload(preferences=NotificationPreferences.of(chosen))
+
+
+async def notification_received(info: Info) -> AsyncGenerator[Notification, None]:
+    viewer = await info.context.require_viewer()
+    streams = info.context.services.streams
+    async with streams.slot(viewer.user.id):
+        try:
+            async for event in streams.events(
+                user_channel(viewer.user.id), lambda e: e.topic == NOTIFICATION_CREATED
+            ):
+                yield Notification.of(StoredNotification.from_dict(event.payload))
+        except SlowConsumer:
+            await close_slow(info)
