@@ -52,6 +52,7 @@ from stacklo.schema.common import (
 )
 from stacklo.schema.errors import ErrorPolicy, QuietSchema
 from stacklo.schema.fx import ConvertPayload, CreateQuotePayload, ExchangeRate
+from stacklo.schema.kyc import UploadKycDocumentPayload
 from stacklo.schema.ledger import Transaction, TransactionEvent, WalletEvent
 from stacklo.schema.lending import ApplyForCreditPayload, RepaymentPayload
 from stacklo.schema.limits import CachedParse, OperationLimits, cost, cursors
@@ -264,11 +265,28 @@ class Mutation:
         "QUOTE_REQUIRED, CURRENCY_MISMATCH, QUOTE_EXPIRED, QUOTE_ALREADY_USED, KYC_REQUIRED, "
         "IDEMPOTENCY_KEY_REUSED.",
     )
+    upload_kyc_document: UploadKycDocumentPayload = strawberry.mutation(
+        resolver=kyc_resolvers.upload_kyc_document,
+        extensions=_authenticated,
+        description="Uploads one identity document to object storage, sent as a GraphQL "
+        "multipart request with an Apollo-Require-Preflight header (a request without it is "
+        "refused, 400: browser forms cannot send it). Once an identity document (PASSPORT, "
+        "NATIONAL_ID or DRIVERS_LICENSE) and a SELFIE are in, kycStatus goes from PENDING (or "
+        "a REJECTED that may be resubmitted) to SUBMITTED. "
+        + _SIGNED_IN
+        + " userErrors: INVALID_INPUT (empty, too large, not a JPEG, PNG or PDF by its bytes, "
+        "or not sent as a file), INVALID_STATE (already VERIFIED, or a final rejection), "
+        "LIMIT_EXCEEDED (20 documents), PROVIDER_UNAVAILABLE (storage down; nothing kept).",
+    )
     review_kyc: ReviewKycPayload = strawberry.mutation(
         resolver=kyc_resolvers.review_kyc,
         extensions=_allowed("kyc", "review"),
-        description="Sets a user's kycStatus to VERIFIED or REJECTED; audited as kyc.reviewed. "
-        "Nobody reviews their own account. " + _ADMIN + " userErrors: NOT_FOUND, INVALID_INPUT.",
+        description="Sets a user's kycStatus to VERIFIED or REJECTED and decides each of their "
+        "UPLOADED documents (one by one through documents, else as the review goes); audited "
+        "as kyc.reviewed, the user is notified. Approving needs an identity document and a "
+        "SELFIE approved. Nobody reviews their own account. "
+        + _ADMIN
+        + " userErrors: NOT_FOUND, INVALID_INPUT, INVALID_STATE.",
     )
     create_quote: CreateQuotePayload = strawberry.mutation(
         resolver=fx_resolvers.create_quote,

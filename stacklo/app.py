@@ -43,12 +43,14 @@ from stacklo.domain.credit import load_scorecard
 from stacklo.domain.credit_applications import CreditApplications
 from stacklo.domain.funding import Funding
 from stacklo.domain.kyc import Kyc
+from stacklo.domain.kyc_documents import KycDocuments
 from stacklo.domain.merchants import Merchants
 from stacklo.domain.notifications import Notifications
 from stacklo.domain.plans import Plans
 from stacklo.domain.platform import Platform
 from stacklo.domain.ports import (
     EmailSender,
+    ObjectStorage,
     PaymentProvider,
     RateCache,
     RateFeed,
@@ -63,10 +65,12 @@ from stacklo.domain.transfers import Transfers
 from stacklo.domain.visibility import Visibility
 from stacklo.domain.wallets import Wallets
 from stacklo.integrations.email import LogEmailSender, SmtpSender
+from stacklo.integrations.filetypes import sniff
 from stacklo.integrations.paystack import PaystackProvider
 from stacklo.integrations.rates import CoinbaseRateFeed, SandboxRateFeed
 from stacklo.integrations.sandbox import SandboxProvider
 from stacklo.integrations.sms import HttpSmsSender, LogSmsSender
+from stacklo.integrations.storage import LocalStorage, build_storage
 from stacklo.observability import (
     RequestContextMiddleware,
     configure_logging,
@@ -74,6 +78,7 @@ from stacklo.observability import (
     report_unexpected,
     settle_heap,
 )
+from stacklo.ops import ops_routes
 from stacklo.realtime.broadcast import make_broadcast
 from stacklo.realtime.feed import RateTicker
 from stacklo.realtime.leader import run_as_leader
@@ -83,6 +88,7 @@ from stacklo.realtime.sessions import SessionGuard
 from stacklo.realtime.streams import Streams
 from stacklo.schema.context import Services
 from stacklo.web.endpoint import GraphQLApp, error_response
+from stacklo.web.files import files_routes
 from stacklo.web.guards import BodyLimit, SecurityHeaders
 from stacklo.web.persisted import PersistedQueries
 from stacklo.web.routes import WEBHOOK_MAX_BYTES, operations_routes, webhook_routes
@@ -204,6 +210,7 @@ def build_services(
     engine: Any,
     provider: PaymentProvider | None = None,
     broadcast: Broadcast | None = None,
+    storage: ObjectStorage | None = None,
 ) -> Services:
     uow = SqlUnitOfWorkFactory(engine)
     tokens = JwtTokens(
@@ -241,7 +248,10 @@ def build_services(
             cost=Bucket("cost", settings.cost_bucket_size, settings.cost_restore_per_second),
             money=Bucket("money", settings.money_bucket_size, settings.money_restore_per_second),
         ),
-        kyc=Kyc(uow),
+        kyc=Kyc(uow, utcnow),
+        kyc_documents=KycDocuments(
+            uow, utcnow, storage or build_storage(settings), sniff, settings.kyc_max_bytes
+        ),
         wallets=Wallets(uow, utcnow),
         transfers=Transfers(uow, utcnow, limits),
         funding=Funding(uow, utcnow, provider or build_provider(settings), limits),
@@ -326,6 +336,8 @@ class Runtime:
     def __init__(self, settings: Settings, provider: PaymentProvider):
         self.settings = settings
         self.provider = provider
+        # Built with the app: the local store's download route needs it before the lifespan.
+        self.storage = build_storage(settings)
         self._services: Services | None = None
         self._persisted: PersistedQueries | None = None
 
@@ -347,7 +359,9 @@ class Runtime:
         )
         broadcast = make_broadcast(settings.broadcast_url)
         await broadcast.connect()
-        self._services = built = build_services(settings, engine, self.provider, broadcast)
+        self._services = built = build_services(
+            settings, engine, self.provider, broadcast, self.storage
+        )
         self._persisted = build_persisted(settings, engine)
         stop = asyncio.Event()
         tasks = [asyncio.create_task(built.sessions.run(built.streams, stop))]
@@ -367,6 +381,7 @@ class Runtime:
             await broadcast.disconnect()
             if isinstance(self.provider, PaystackProvider):
                 await self.provider.aclose()
+            await self.storage.aclose()
             await engine.dispose()
 
     async def _database_url(self) -> str:
@@ -393,6 +408,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Mount(graphiql.ASSETS_PATH, app=graphiql.assets_app()),
             *operations_routes(settings),
             *webhook_routes(settings, runtime.provider, runtime.services),
+            *files_routes(runtime.storage if isinstance(runtime.storage, LocalStorage) else None),
+            *ops_routes(settings),
         ],
         lifespan=runtime.lifespan,
         exception_handlers={404: _http_error, 405: _http_error, Exception: _unexpected},

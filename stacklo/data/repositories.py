@@ -53,6 +53,7 @@ def _user(row: Row[Any]) -> User:
         roles=[Role(r) for r in row.roles],
         kyc_status=KycStatus(row.kyc_status),
         created_at=row.created_at,
+        kyc_may_resubmit=row.kyc_may_resubmit,
     )
 
 
@@ -95,8 +96,9 @@ class Users:
                 raise
             raise Conflict(what) from None
 
-    async def get(self, user_id: uuid.UUID) -> User | None:
-        row = (await self._conn.execute(select(users).where(users.c.id == user_id))).first()
+    async def get(self, user_id: uuid.UUID, lock: bool = False) -> User | None:
+        query = select(users).where(users.c.id == user_id)
+        row = (await self._conn.execute(query.with_for_update() if lock else query)).first()
         return _user(row) if row else None
 
     async def get_many(self, ids: Sequence[uuid.UUID]) -> list[User]:
@@ -122,11 +124,13 @@ class Users:
             .values(password_hash=password_hash, updated_at=func.now())
         )
 
-    async def set_kyc_status(self, user_id: uuid.UUID, status: KycStatus) -> None:
+    async def set_kyc_status(
+        self, user_id: uuid.UUID, status: KycStatus, may_resubmit: bool = True
+    ) -> None:
         await self._conn.execute(
             update(users)
             .where(users.c.id == user_id)
-            .values(kyc_status=status.value, updated_at=func.now())
+            .values(kyc_status=status.value, kyc_may_resubmit=may_resubmit, updated_at=func.now())
         )
 
     async def set_roles(self, user_id: uuid.UUID, roles: Sequence[Role]) -> None:
@@ -153,11 +157,12 @@ class Users:
             pattern = (
                 "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             )
+            # ILIKE '%...%' uses the trigram indexes (migration 0009) where pg_trgm exists.
             query = query.where(
                 or_(
-                    users.c.email.ilike(pattern),
-                    users.c.full_name.ilike(pattern),
-                    users.c.phone_number.ilike(pattern),
+                    users.c.email.ilike(pattern, escape="\\"),
+                    users.c.full_name.ilike(pattern, escape="\\"),
+                    users.c.phone_number.ilike(pattern, escape="\\"),
                 )
             )
         if kyc_status is not None:

@@ -78,6 +78,8 @@ users = Table(
     Column("password_hash", Text, nullable=False),
     Column("roles", ARRAY(String(16)), nullable=False, server_default=text("'{CUSTOMER}'")),
     Column("kyc_status", String(16), nullable=False, server_default="PENDING"),
+    # False once a rejection was final: no more document uploads.
+    Column("kyc_may_resubmit", Boolean, nullable=False, server_default=text("true")),
     _now(),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint(_one_of("kyc_status", [k.value for k in KycStatus]), name="kyc_status"),
@@ -86,6 +88,11 @@ users = Table(
     ),
     CheckConstraint("email = lower(email)", name="email_lower"),
     Index("ix_users_created_at_id", text("created_at DESC"), text("id DESC")),
+    # Trigram indexes for users(search:), where pg_trgm exists (migration 0009).
+    *(
+        Index(f"ix_users_{c}_trgm", c, postgresql_using="gin", postgresql_ops={c: "gin_trgm_ops"})
+        for c in ("email", "full_name", "phone_number")
+    ),
 )
 
 auth_sessions = Table(

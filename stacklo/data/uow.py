@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransactio
 
 from stacklo.data.commerce import Checkouts, Merchants
 from stacklo.data.fx import Quotes, Rates
+from stacklo.data.identity import KycDocuments
 from stacklo.data.ledger import Idempotency, Ledger
 from stacklo.data.lending import Credit, Plans
 from stacklo.data.notifications import NotificationStore
@@ -48,6 +49,7 @@ class SqlUnitOfWork:
     plans: Plans
     platform: PlatformFigures
     notifications: NotificationStore
+    kyc_documents: KycDocuments
 
     def __init__(self, engine: AsyncEngine, read_only: bool = False):
         self._engine = engine
@@ -85,6 +87,7 @@ class SqlUnitOfWork:
         self.plans = Plans(self._conn)
         self.platform = PlatformFigures(self._conn)
         self.notifications = NotificationStore(self._conn)
+        self.kyc_documents = KycDocuments(self._conn)
         return self
 
     async def __aexit__(

@@ -55,6 +55,7 @@ class User:
     roles: list[Role]
     kyc_status: KycStatus
     created_at: datetime
+    kyc_may_resubmit: bool = True  # False once a KYC rejection was final
 
     @property
     def is_staff(self) -> bool:

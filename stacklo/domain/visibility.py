@@ -77,6 +77,14 @@ class Visibility:
             viewer.user.id == borrower or self.may(viewer, "plans", "read")
         )
 
+    def kyc_documents(self, viewer: Viewer | None, owner: uuid.UUID) -> bool:
+        """Identity documents and their download links: their owner's, and staff's."""
+        return viewer is not None and (viewer.user.id == owner or self.kyc_notes(viewer))
+
+    def kyc_notes(self, viewer: Viewer | None) -> bool:
+        """A review's internal note: staff only, never the reviewed user."""
+        return self.may(viewer, "kyc", "read")
+
     def refund_any_checkout(self, viewer: Viewer | None) -> bool:
         """Refunding a checkout of a merchant one does not own."""
         return self.may(viewer, "checkouts", "refund")

@@ -12,8 +12,8 @@ from typing import Annotated
 import strawberry
 
 from stacklo.domain import ledger, money
-from stacklo.domain.errors import DomainError, ErrorCode
 from stacklo.domain.models import KycStatus, Viewer
+from stacklo.domain.validation import clean_text
 from stacklo.schema.commerce import Checkout, Installment, InstallmentPlan, Merchant
 from stacklo.schema.common import (
     AFTER,
@@ -27,6 +27,7 @@ from stacklo.schema.common import (
 )
 from stacklo.schema.context import Info
 from stacklo.schema.fx import Quote
+from stacklo.schema.kyc import KycDocument
 from stacklo.schema.ledger import LedgerEntry, Transaction, Wallet, first_arg, wallet_owners
 from stacklo.schema.notifications import Notification
 from stacklo.schema.platform import PlatformStats
@@ -50,7 +51,9 @@ async def users(
         str | None,
         strawberry.argument(
             description="Only users whose email, full name or phone number contains this text, "
-            "ignoring case; at most 100 characters (INVALID_INPUT beyond)."
+            "ignoring case and surrounding spaces; % and _ are matched as themselves, not as "
+            "wildcards. At most 100 characters, no control characters (INVALID_INPUT "
+            "otherwise); empty means no filter."
         ),
     ] = None,
     kyc_status: Annotated[
@@ -59,10 +62,10 @@ async def users(
 ) -> Connection[User]:
     limit = first_arg(info, first)
     key = decode_time_cursor(after)
-    if search is not None and len(search) > 100:
-        raise DomainError(
-            ErrorCode.INVALID_INPUT, "search is longer than 100 characters", ("search",)
-        )
+    if search is not None:
+        # Trimmed, NFC, at most 100 characters, no control characters (NUL included). The
+        # wildcards % and _ (and \\) are matched literally by the repository.
+        search = clean_text(search, ("search",), max_len=100, required=False)
     async with info.context.services.uow(read_only=True) as uow:
         page = await uow.users.page(
             first=limit, after=key, search=search or None, kyc_status=kyc_status
@@ -150,6 +153,7 @@ async def node(
     | InstallmentPlan
     | Installment
     | Notification
+    | KycDocument
     | None
 ):
     """Any object by global ID. A foreign, unknown or malformed id is null, never an error."""
@@ -192,6 +196,10 @@ async def node(
     if type_name == "Notification":
         note = await info.context.services.notifications.get(viewer.user, key)
         return Notification.of(note) if note else None
+    if type_name == "KycDocument":
+        document = await info.context.services.kyc_documents.get(key)
+        visible = document and visibility.kyc_documents(viewer, document.user_id)
+        return KycDocument.of(document) if document and visible else None
     return None
 
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from stacklo.domain.credit_applications import CreditApplications
     from stacklo.domain.funding import Funding
     from stacklo.domain.kyc import Kyc
+    from stacklo.domain.kyc_documents import KycDocuments
     from stacklo.domain.merchants import Merchants
     from stacklo.domain.notifications import Notifications
     from stacklo.domain.plans import Plans
@@ -65,6 +66,7 @@ class Services:
     throttle: AuthThrottle
     budget: Budget
     kyc: Kyc
+    kyc_documents: KycDocuments
     wallets: Wallets
     transfers: Transfers
     funding: Funding

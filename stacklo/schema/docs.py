@@ -20,6 +20,7 @@ from stacklo.domain.commerce import CheckoutStatus, MerchantStatus, PaymentMetho
 from stacklo.domain.credit import CreditStatus, EmploymentStatus
 from stacklo.domain.errors import ErrorCode
 from stacklo.domain.fx import QuoteStatus
+from stacklo.domain.identity import KycDocumentStatus, KycDocumentType
 from stacklo.domain.installments import InstallmentProduct, InstallmentStatus, PlanStatus
 from stacklo.domain.ledger import TransactionKind, TransactionStatus
 from stacklo.domain.models import KycStatus, Role, WalletStatus
@@ -149,14 +150,37 @@ ROLES: Mapping[Role, str] = {
 KYC_STATUSES: Mapping[KycStatus, str] = {
     KycStatus.PENDING: (
         "Identity not verified yet (every new account). Daily send-and-withdraw caps apply "
-        "and crypto cannot be quoted."
+        "and crypto cannot be quoted. Uploading an identity document and a SELFIE "
+        "(uploadKycDocument) moves it to SUBMITTED."
     ),
-    KycStatus.SUBMITTED: "Identity documents await review. Treated as unverified.",
+    KycStatus.SUBMITTED: (
+        "An identity document and a selfie are in and await review. Treated as unverified."
+    ),
     KycStatus.VERIFIED: (
         "Identity approved by staff: no daily cap, and crypto can be bought and sold."
     ),
     KycStatus.REJECTED: (
-        "Identity rejected by staff. Treated as unverified; staff may review it again."
+        "Identity rejected by staff. Treated as unverified. Unless the rejection was final "
+        "(kycMayResubmit false), uploading new documents moves it back to SUBMITTED."
+    ),
+}
+
+KYC_DOCUMENT_TYPES: Mapping[KycDocumentType, str] = {
+    KycDocumentType.PASSPORT: "A passport's photo page. One identity document is required.",
+    KycDocumentType.NATIONAL_ID: "A national identity card. One identity document is required.",
+    KycDocumentType.DRIVERS_LICENSE: ("A driver's license. One identity document is required."),
+    KycDocumentType.UTILITY_BILL: (
+        "A recent utility bill as proof of address. Reviewed when given, not required."
+    ),
+    KycDocumentType.SELFIE: "A photo of the user's face. Required.",
+}
+
+KYC_DOCUMENT_STATUSES: Mapping[KycDocumentStatus, str] = {
+    KycDocumentStatus.UPLOADED: "Stored and waiting for a review.",
+    KycDocumentStatus.APPROVED: "Accepted by a review.",
+    KycDocumentStatus.REJECTED: (
+        "Refused by a review: rejectionReason says why and mayResubmit whether a new one may "
+        "be uploaded."
     ),
 }
 

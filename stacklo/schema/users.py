@@ -11,6 +11,8 @@ from strawberry import relay
 from strawberry.scalars import JSON
 
 from stacklo.domain import models
+from stacklo.domain.errors import Forbidden
+from stacklo.domain.identity import MAX_DOCUMENTS
 from stacklo.domain.installments import PlanStatus
 from stacklo.domain.models import KycStatus, Role
 from stacklo.schema.commerce import InstallmentPlan, Merchant
@@ -26,6 +28,7 @@ from stacklo.schema.common import (
 )
 from stacklo.schema.context import Info
 from stacklo.schema.fx import Portfolio
+from stacklo.schema.kyc import KycDocument, KycDocumentDecisionInput
 from stacklo.schema.ledger import Transaction, TransactionFilter, Wallet, first_arg
 from stacklo.schema.lending import CreditProfile
 from stacklo.schema.limits import cost, cursors
@@ -50,6 +53,10 @@ class User(relay.Node):
         "and crypto cannot be quoted."
     )
     created_at: datetime = strawberry.field(description="When the account was created.")
+    kyc_may_resubmit: bool = strawberry.field(
+        description="False when a KYC rejection was final: uploadKycDocument is refused "
+        "(INVALID_STATE). True otherwise."
+    )
 
     @classmethod
     def of(cls, u: models.User) -> User:
@@ -61,7 +68,21 @@ class User(relay.Node):
             roles=list(u.roles),
             kyc_status=u.kyc_status,
             created_at=u.created_at,
+            kyc_may_resubmit=u.kyc_may_resubmit,
         )
+
+    @strawberry.field(
+        metadata=cost(size=MAX_DOCUMENTS),
+        description="The identity documents the user uploaded, oldest first (at most 20). "
+        "The user's and staff's only; FORBIDDEN for anyone else.",
+    )
+    async def kyc_documents(self, info: Info) -> list[KycDocument]:
+        owner = uuid.UUID(self.id)
+        viewer = await info.context.viewer()
+        if not info.context.services.visibility.kyc_documents(viewer, owner):
+            raise Forbidden()
+        found = await info.context.services.kyc_documents.documents(owner)
+        return [KycDocument.of(d) for d in found]
 
     @strawberry.field(
         metadata=cost(size=len(CurrencyCode)),
@@ -386,7 +407,25 @@ class ReviewKycInput:
     approve: bool = strawberry.field(description="true sets VERIFIED, false REJECTED.")
     reason: str | None = strawberry.field(
         default=None,
-        description="Why; required to reject, at most 500 characters, kept in the audit log.",
+        description="Why, written for the user (they see it on their rejected documents and in "
+        "the notification); required to reject, at most 500 characters, kept in the audit log.",
+    )
+    note: str | None = strawberry.field(
+        default=None,
+        description="An internal note for staff, never shown to the user (KycDocument."
+        "reviewNote, the audit log); at most 500 characters.",
+    )
+    may_resubmit: bool = strawberry.field(
+        default=True,
+        description="When rejecting: whether the user may upload new documents (false makes "
+        "the rejection final). Ignored when approving.",
+    )
+    documents: list[KycDocumentDecisionInput] | None = strawberry.field(
+        default=None,
+        description="Decisions on single UPLOADED documents, e.g. rejecting a blurred selfie "
+        "while approving the passport; every other UPLOADED document takes the review's "
+        "decision. Approving the user needs an identity document and a SELFIE approved "
+        "(INVALID_STATE otherwise). At most 20.",
     )
 
 
