@@ -465,8 +465,8 @@ class Subscription:
     notification_received: Notification = strawberry.subscription(  # type: ignore[assignment]
         resolver=notification_resolvers.notification_received,
         description="The viewer's notifications as they are written (a few hundred "
-        "milliseconds after what they tell of). Live only: after a reconnect, read "
-        "me.notifications for what came meanwhile. " + _SIGNED_IN,
+        "milliseconds after what they tell of). After a reconnect, pass the last one's id as "
+        "after to get what came meanwhile first. " + _SIGNED_IN,
         extensions=_authenticated_subscription(),
     )
     rate_updated: ExchangeRate = strawberry.subscription(  # type: ignore[assignment]

@@ -14,6 +14,7 @@ import anyio.to_thread
 from broadcaster import Broadcast
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
@@ -412,7 +413,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *ops_routes(settings),
         ],
         lifespan=runtime.lifespan,
-        exception_handlers={404: _http_error, 405: _http_error, Exception: _unexpected},
+        # Any HTTP error (a bad multipart body is a 400 from Starlette) answers as GraphQL JSON.
+        exception_handlers={HTTPException: _http_error, Exception: _unexpected},
     )
     trusted = [str(n) for n in settings.trusted_proxies]
     # Client IP: the socket's, or X-Forwarded-For only when the socket is a trusted proxy.

@@ -322,3 +322,17 @@ class Outbox:
         if until is not None:
             query = query.where(outbox_events.c.position < until)
         return [_event(r) for r in (await self._conn.execute(query)).all()]
+
+    async def position_of(self, topic: str, aggregate_id: str, user_id: uuid.UUID) -> int | None:
+        # The audience's GIN index narrows this to the user's own events.
+        value = (
+            await self._conn.execute(
+                select(outbox_events.c.position).where(
+                    outbox_events.c.topic == topic,
+                    outbox_events.c.aggregate_id == aggregate_id,
+                    outbox_events.c.audience.contains([user_id]),
+                    outbox_events.c.position.is_not(None),
+                )
+            )
+        ).scalar()
+        return None if value is None else int(value)

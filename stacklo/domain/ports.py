@@ -446,6 +446,11 @@ class OutboxStore(Protocol):
         limit: int = 1000,
     ) -> list[OutboxEvent]: ...
 
+    async def position_of(self, topic: str, aggregate_id: str, user_id: uuid.UUID) -> int | None:
+        """Where ``user_id``'s event of ``topic`` about ``aggregate_id`` sits in the stream;
+        None when there is none (unknown, someone else's, or pruned)."""
+        ...
+
 
 class RateHistory(Protocol):
     async def add(self, snapshot: Snapshot) -> None:

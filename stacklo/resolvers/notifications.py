@@ -7,6 +7,7 @@ from typing import Annotated
 
 import strawberry
 
+from stacklo.domain.errors import CursorExpired
 from stacklo.domain.events import NOTIFICATION_CREATED
 from stacklo.domain.notices import StoredNotification
 from stacklo.realtime.channels import user_channel
@@ -54,13 +55,38 @@ async def set_notification_preferences(
     return SetNotificationPreferencesPayload(preferences=NotificationPreferences.of(chosen))
 
 
-async def notification_received(info: Info) -> AsyncGenerator[Notification, None]:
+async def notification_received(
+    info: Info,
+    after: Annotated[
+        strawberry.ID | None,
+        strawberry.argument(
+            description="The id of the last notification received: the ones written since are "
+            "sent first, then live ones follow (none lost, none twice). CURSOR_EXPIRED when it "
+            "is unknown or older than the event retention window: read me.notifications and "
+            "subscribe again without it."
+        ),
+    ] = None,
+) -> AsyncGenerator[Notification, None]:
     viewer = await info.context.require_viewer()
     streams = info.context.services.streams
+    position = None
+    if after is not None:
+        raw = node_uuid(after, "Notification")
+        if raw is not None:
+            async with info.context.services.uow(read_only=True) as uow:
+                position = await uow.outbox.position_of(
+                    NOTIFICATION_CREATED, str(raw), viewer.user.id
+                )
+        if position is None:
+            raise CursorExpired()
+        await streams.check_cursor(position)
     async with streams.slot(viewer.user.id):
         try:
             async for event in streams.events(
-                user_channel(viewer.user.id), lambda e: e.topic == NOTIFICATION_CREATED
+                user_channel(viewer.user.id),
+                lambda e: e.topic == NOTIFICATION_CREATED,
+                after=position,
+                replay=streams.user_replay(viewer.user.id, NOTIFICATION_CREATED),
             ):
                 yield Notification.of(StoredNotification.from_dict(event.payload))
         except SlowConsumer:

@@ -13,9 +13,17 @@ import pytest
 
 from tests.api.test_subscriptions import live, next_event
 from tests.conftest import Databases, Server, own_server
-from tests.helpers import GraphQLHTTP, SignedUp, admin_token, deposit, key, settled, sign_up
+from tests.helpers import (
+    GraphQLHTTP,
+    SignedUp,
+    admin_token,
+    deposit,
+    key,
+    settled,
+    sign_up,
+    verify_identity,
+)
 
-REVIEW_KYC = """mutation($i: ReviewKycInput!) { reviewKyc(input: $i) { user { kycStatus } } }"""
 REGISTER = """mutation($i: RegisterMerchantInput!) { registerMerchant(input: $i) {
   merchant { id name category status settlementCurrency } userErrors { code message field } } }"""
 REVIEW = """mutation($i: ReviewMerchantInput!) { reviewMerchant(input: $i) {
@@ -49,7 +57,7 @@ async def verified_merchant(
     client: GraphQLHTTP, admin: str, **register: str
 ) -> tuple[SignedUp, str]:
     owner = await sign_up(client)
-    await client.data(REVIEW_KYC, {"i": {"userId": owner.id, "approve": True}}, token=admin)
+    await verify_identity(client, owner, admin)
     made = (
         await client.data(
             REGISTER,

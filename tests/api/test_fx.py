@@ -24,6 +24,7 @@ from tests.helpers import (
     send,
     settled,
     sign_up,
+    verify_identity,
     wallets,
 )
 
@@ -81,10 +82,7 @@ async def funded(client: GraphQLHTTP, amount: str = "100000") -> SignedUp:
 
 
 async def verified(client: GraphQLHTTP, admin: str, user: SignedUp) -> None:
-    result = (await client.data(REVIEW, {"i": {"userId": user.id, "approve": True}}, token=admin))[
-        "reviewKyc"
-    ]
-    assert result["userErrors"] == [] and result["user"]["kycStatus"] == "VERIFIED", result
+    await verify_identity(client, user, admin)
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from tests.api.test_checkout import REVIEW_KYC, create, verified_merchant
+from tests.api.test_checkout import create, verified_merchant
 from tests.conftest import Server
-from tests.helpers import GraphQLHTTP, SignedUp, admin_token, deposit, key, sign_up
+from tests.helpers import GraphQLHTTP, SignedUp, admin_token, deposit, key, sign_up, verify_identity
 
 APPLY = """mutation($i: ApplyForCreditInput!) { applyForCredit(input: $i) {
   creditProfile { status score reasons creditLimit { amount currency }
@@ -46,7 +46,7 @@ async def admin(client: GraphQLHTTP, admin_credentials: tuple[str, str]) -> str:
 async def seasoned_borrower(server: Server, client: GraphQLHTTP, admin: str) -> SignedUp:
     """A verified user whose account is a year old, with money coming in."""
     user = await sign_up(client)
-    await client.data(REVIEW_KYC, {"i": {"userId": user.id, "approve": True}}, token=admin)
+    await verify_identity(client, user, admin)
     for _ in range(3):
         await deposit(client, user, "400000")
     conn = await asyncpg.connect(server.database_url.replace("+asyncpg", ""))
