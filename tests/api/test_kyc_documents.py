@@ -3,14 +3,20 @@ or a request can be wrong), who may see a document and fetch it, the review deci
 document, and what the user's kycStatus does. The server stores files in its local folder
 (the embedded default); the S3 adapter has its own tests against a local S3 server."""
 
+import base64
 import json
+import re
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import pytest
+from moto.server import ThreadedMotoServer
 
-from tests.conftest import Server
+from tests.conftest import Databases, Server, own_server
 from tests.helpers import (
     JPEG,
     PDF,
@@ -464,3 +470,74 @@ async def test_search_matches_wildcards_literally_and_refuses_control_characters
         reply = await client.post(SEARCH, {"s": bad}, token=admin)
         assert reply["errors"][0]["extensions"]["code"] == "INVALID_INPUT", bad
         assert reply["data"] is None or reply["data"].get("users") is None
+
+
+# ------------------------------------------------------------------------------ with S3
+
+
+@pytest.fixture(scope="module")
+def s3_server(
+    databases: Databases, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Server, str, str]]:
+    """A Stacklo server storing documents in a bucket of a local S3 server (moto)."""
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    bucket = f"kyc-{uuid.uuid4().hex[:12]}"
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="eu-west-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    try:
+        with own_server(
+            databases,
+            tmp_path_factory,
+            "kyc_s3",
+            STACKLO_STORAGE_URL=f"s3://{bucket}?region=eu-west-1&endpoint_url={endpoint}",
+            STACKLO_S3_ACCESS_KEY_ID="testing",
+            STACKLO_S3_SECRET_ACCESS_KEY="testing",
+        ) as running:
+            yield running, endpoint, bucket
+    finally:
+        moto.stop()
+
+
+async def test_documents_go_to_s3_encrypted_and_links_are_presigned(
+    s3_server: tuple[Server, str, str],
+) -> None:
+    server, endpoint, bucket = s3_server
+    client = GraphQLHTTP(server.base_url)
+    try:
+        user = await sign_up(client)
+        document = (await upload(client, user, PDF, type="PASSPORT"))["document"]
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="eu-west-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+        owner = str(uuid.UUID(base64.b64decode(user.id).decode().split(":", 1)[1]))
+        assert len(keys) == 1 and re.fullmatch(rf"kyc/{owner}/[0-9a-f-]{{36}}", keys[0]), keys
+        head = s3.head_object(Bucket=bucket, Key=keys[0])
+        assert head["ServerSideEncryption"] in ("AES256", "aws:kms")
+        assert head["ContentType"] == "application/pdf"
+        assert not (Path(server.env["STACKLO_DATA_DIR"]) / "files").exists()
+
+        url = (await client.data(LINK, {"id": document["id"], "s": 120}, user.access))["node"][
+            "downloadUrl"
+        ]
+        assert url.startswith(f"{endpoint}/{bucket}/kyc/") and "X-Amz-Signature=" in url
+        assert "X-Amz-Expires=120" in url
+        got = await client.http.get(url)
+        assert got.status_code == 200 and got.content == PDF
+        # A refused file never reaches the bucket.
+        await upload(client, user, EXE, file_name="x.png")
+        assert len(s3.list_objects_v2(Bucket=bucket).get("Contents", [])) == 1
+    finally:
+        await client.aclose()
