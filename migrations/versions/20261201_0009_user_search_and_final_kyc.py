@@ -36,9 +36,7 @@ $$;
 def upgrade() -> None:
     op.add_column(
         "users",
-        sa.Column(
-            "kyc_may_resubmit", sa.Boolean(), server_default=sa.text("true"), nullable=False
-        ),
+        sa.Column("kyc_may_resubmit", sa.Boolean(), server_default=sa.text("true"), nullable=False),
     )
     op.execute(_SEARCH)
 
