@@ -75,6 +75,9 @@ class Notifier:
             names = {u: display_name(c.name) for u, c in contacts.items()}
             shops = await store.merchant_names(list(people))
             now = self._clock()
+            # One round shares a clock reading; each notice is a microsecond after the one
+            # before, so a feed ordered by time keeps the outbox's order (as the live stream).
+            written = 0
             for event in events:
                 for notice in notices_of(event, owners, names, shops):
                     if notice.kind not in KINDS:
@@ -88,8 +91,9 @@ class Notifier:
                         message.title,
                         message.body,
                         notice.data,
-                        now,
+                        now + timedelta(microseconds=written),
                     )
+                    written += 1
                     contact = contacts.get(notice.user_id)
                     if made is None or contact is None:
                         continue

@@ -316,6 +316,8 @@ async def test_per_user_subscription_cap(strict_server: Server) -> None:
     client = GraphQLHTTP(strict_server.base_url)
     user = await sign_up(client)
     await client.aclose()
+    # The sign-up's wallet event, published late, would otherwise answer subscription 0 first.
+    await settled(strict_server.database_url)
     async with websockets.connect(
         strict_server.ws_url, subprotocols=["graphql-transport-ws"]
     ) as ws:

@@ -4,6 +4,10 @@ temporary refusal."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+import signal
+import sys
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 
@@ -161,3 +165,82 @@ async def test_preferences_choose_the_channels(world: World, smtp: tuple[Recorde
     await notifier(world, smtp[1]).run_once()
     assert await notifications(world) == [(alice.email, "deposit.credited")]
     assert smtp[0].messages == []  # in-app only
+
+
+# A notifier process that dies (SIGKILL, no clean-up of any kind) as it renders its third
+# notice: two notifications of the batch are written in its open transaction by then.
+KILLED_MID_BATCH = """
+import asyncio, os, signal, sys
+from datetime import UTC, datetime
+
+from stacklo.data.db import create_engine
+from stacklo.data.uow import SqlUnitOfWorkFactory
+from stacklo.integrations.email import LogEmailSender
+from stacklo.integrations.sms import LogSmsSender
+from stacklo.integrations.templates import render
+from stacklo.realtime.notifier import Notifier
+
+calls = 0
+
+def dies(kind, data):
+    global calls
+    calls += 1
+    if calls == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return render(kind, data)
+
+async def main():
+    engine = create_engine(sys.argv[1], pool_size=1)
+    uow = SqlUnitOfWorkFactory(engine)
+    notifier = Notifier(uow, lambda: datetime.now(UTC), LogEmailSender(), LogSmsSender(),
+                        renderer=dies)
+    await notifier.step()
+
+asyncio.run(main())
+"""
+
+
+async def test_a_notifier_process_killed_mid_batch_leaves_nothing_and_the_next_notifies_once(
+    world: World, smtp: tuple[Recorder, int], integration_url: str
+) -> None:
+    (alice, a), (bob, _) = await world.person(), await world.person()
+    await world.deposit(alice, a, "100")
+    await world.transfers.send(
+        SendMoney(alice, a.id, Recipient(email=bob.email), Decimal(30), "t1", META)
+    )
+    await position_events(world)
+
+    killed = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", KILLED_MID_BATCH, integration_url
+    )
+    assert await asyncio.wait_for(killed.wait(), 60) == -signal.SIGKILL
+    assert await notifications(world) == []  # its open transaction died with it
+
+    restarted = notifier(world, smtp[1])
+    await restarted.run_once()
+    await restarted.run_once()
+    assert await notifications(world) == sorted(
+        [
+            (alice.email, "deposit.credited"),
+            (alice.email, "transfer.sent"),
+            (bob.email, "transfer.received"),
+        ]
+    )
+    assert [to[0] for _, to, _ in smtp[0].messages].count(bob.email) == 1
+
+
+async def test_a_feed_keeps_the_order_of_events_written_in_one_round(
+    world: World, smtp: tuple[Recorder, int]
+) -> None:
+    (alice, a), (bob, _) = await world.person(), await world.person()
+    await world.deposit(alice, a, "100")
+    for n in range(1, 6):
+        await world.transfers.send(
+            SendMoney(alice, a.id, Recipient(email=bob.email), Decimal(n), f"t{n}", META)
+        )
+    await position_events(world)
+    await notifier(world, smtp[1]).step()  # one round, one clock reading
+    async with world.uow(read_only=True) as uow:
+        page = await uow.notifications.page(bob.id, first=10, after=None, unread_only=False)
+    amounts = [re.findall(r"(\d+\.\d+) NGN", n.body)[0] for n in page.items]
+    assert amounts == ["5.00", "4.00", "3.00", "2.00", "1.00"]  # newest first
