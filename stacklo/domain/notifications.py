@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from stacklo.domain.errors import DomainError, ErrorCode
 from stacklo.domain.models import Page, User
 from stacklo.domain.notices import StoredNotification
 from stacklo.domain.ports import Clock, UnitOfWorkFactory
@@ -53,9 +54,13 @@ class Notifications:
     async def mark_read(self, user: User, ids: Sequence[uuid.UUID] | None) -> int:
         """The user's own unread notifications among ``ids`` (all when None) become read;
         foreign, unknown and already-read ids are ignored and not counted."""
+        if ids is not None and len(ids) > MAX_IDS:
+            raise DomainError(
+                ErrorCode.INVALID_INPUT, f"At most {MAX_IDS} ids at once.", ("input", "ids")
+            )
         async with self._uow() as uow:
             count = await uow.notifications.mark_read(
-                user.id, list(ids)[:MAX_IDS] if ids is not None else None, self._clock()
+                user.id, list(ids) if ids is not None else None, self._clock()
             )
             await uow.commit()
         return count

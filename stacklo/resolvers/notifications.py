@@ -7,9 +7,10 @@ from typing import Annotated
 
 import strawberry
 
-from stacklo.domain.errors import CursorExpired
+from stacklo.domain.errors import CursorExpired, DomainError, ErrorCode
 from stacklo.domain.events import NOTIFICATION_CREATED
 from stacklo.domain.notices import StoredNotification
+from stacklo.domain.notifications import MAX_IDS
 from stacklo.realtime.channels import user_channel
 from stacklo.realtime.streams import SlowConsumer
 from stacklo.resolvers.errors import user_errors
@@ -35,6 +36,10 @@ async def mark_notifications_read(
 ) -> MarkNotificationsReadPayload:
     viewer = await info.context.require_viewer()
     ids = None
+    if input.ids is not None and len(input.ids) > MAX_IDS:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT, f"At most {MAX_IDS} ids at once.", ("input", "ids")
+        )
     if input.ids is not None:  # malformed and foreign ids name nothing of the viewer's
         ids = [found for i in input.ids if (found := node_uuid(i, "Notification"))]
     count = await info.context.services.notifications.mark_read(viewer.user, ids)

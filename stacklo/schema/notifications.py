@@ -55,15 +55,17 @@ class NotificationPreferences:
 class MarkNotificationsReadInput:
     ids: list[strawberry.ID] | None = strawberry.field(
         default=None,
-        description="Notification global IDs, at most 500; ids of anyone else's or unknown "
-        "notifications are ignored (and not counted). Null: every unread one.",
+        description="Notification global IDs, at most 500 (INVALID_INPUT beyond); ids of "
+        "anyone else's or unknown notifications are ignored (and not counted). Null: every "
+        "unread one.",
     )
 
 
 @strawberry.type(description="The answer to markNotificationsRead.")
 class MarkNotificationsReadPayload:
     updated_count: int = strawberry.field(
-        description="How many unread notifications of the viewer's became read."
+        default=0,
+        description="How many unread notifications of the viewer's became read (0 when refused).",
     )
     user_errors: list[UserError] = strawberry.field(default_factory=list, description=USER_ERRORS)
 

@@ -252,6 +252,13 @@ async def test_feed_badge_and_marking_read(server: Server, client: GraphQLHTTP) 
     assert [n["read"] for n in await feed(client, bob)] == [False, False, True]
     assert await unread(client, alice) == alices_unread  # alice's own was not touched
     assert not any(n["read"] for n in await feed(client, alice))
+    too_many = (await client.data(MARK, {"ids": [oldest] * 501}, token=bob.access))[
+        "markNotificationsRead"
+    ]
+    assert [(e["code"], e["field"]) for e in too_many["userErrors"]] == [
+        ("INVALID_INPUT", ["input", "ids"])
+    ]
+    assert too_many["updatedCount"] in (0, None)
     again = (await client.data(MARK, {"ids": [oldest]}, token=bob.access))["markNotificationsRead"]
     assert again["updatedCount"] == 0  # already read: not counted twice
 
