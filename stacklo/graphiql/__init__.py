@@ -5,30 +5,22 @@ installs pinned bundles and its postinstall (``copy-vendor.cjs``) copies the few
 needs into ``vendor/``. The page's own script and styles (the sign-in panel, the fetcher) are
 ``page/``, committed. Only those two folders are read at run time, never ``node_modules``.
 
-Every asset URL carries the first 16 hex digits of the SHA-256 of the file's bytes
-(``/graphiql-assets/<digest>/graphiql/graphiql.min.js``), so it is served with a one-year
-``immutable`` lifetime, while the page, which names the current digests, is never cached (it
-is a ``/graphql`` answer: ``SecurityHeaders`` marks it ``no-store``). Each file is read and
-hashed once, at first use, and then served from those same bytes: a URL's content can never
-differ from its digest, and a digest that is not the current one is a 404, never other bytes.
-A changed file is picked up by the next process (restart the server after editing ``page/``).
+Assets are content-addressed (``/graphiql-assets/<digest>/graphiql/graphiql.min.js``,
+``stacklo.static``): served ``immutable`` for a year, while the page, a ``/graphql`` answer,
+is never cached (``SecurityHeaders`` marks it ``no-store``). Restart the server after editing
+``page/``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-import threading
-from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 from typing import Final
 
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route, Router
+from starlette.routing import Router
+
+from stacklo.static import HashedAssets, inline_json
 
 __all__ = [
     "ASSETS_PATH",
@@ -52,8 +44,6 @@ VENDOR_DIR: Path = Path(__file__).resolve().parent / "vendor"
 PAGE_DIR: Path = Path(__file__).resolve().parent / "page"
 """The page's own script, styles and example operations (committed)."""
 
-IMMUTABLE: Final = "public, max-age=31536000, immutable"
-
 # Asset names (the URL after the digest), in load order: react before react-dom before
 # graphiql, the bundles before our page script. Vendor names are paths relative to VENDOR_DIR
 # (copy-vendor.cjs must produce each one: keep the two lists in sync); "stacklo/..." names are
@@ -67,7 +57,6 @@ _SCRIPTS: Final = (
     "stacklo/page.js",
 )
 _OURS: Final = "stacklo/"
-_MEDIA_TYPES: Final = {".js": "text/javascript", ".css": "text/css"}
 
 DEFAULT_QUERY: Final = (PAGE_DIR / "me.graphql").read_text(encoding="utf-8")
 """The first tab on a first visit, and every new tab: a commented ``me`` query."""
@@ -108,54 +97,19 @@ StackloGraphiQL.mount(document.getElementById("graphiql"), $graphql_path, {
 )
 
 
-@dataclass(frozen=True, slots=True)
-class _Asset:
-    digest: str
-    body: bytes
-    media_type: str
-
-
-_assets: dict[str, _Asset] = {}
-_assets_lock = threading.Lock()
-
-
 def _source(name: str) -> Path:
     if name.startswith(_OURS):
         return PAGE_DIR / name.removeprefix(_OURS)
     return VENDOR_DIR / name
 
 
-def _asset(name: str) -> _Asset | None:
-    """The named asset as first read (and hashed) by this process; None while it is absent
-    (nothing is remembered then, so ``npm ci`` run later is picked up)."""
-    asset = _assets.get(name)
-    if asset is not None:
-        return asset
-    if name not in (*_STYLES, *_SCRIPTS):
-        return None
-    try:
-        body = _source(name).read_bytes()
-    except FileNotFoundError:
-        return None
-    media_type = _MEDIA_TYPES[Path(name).suffix]
-    digest = hashlib.sha256(body).hexdigest()[:16]
-    with _assets_lock:
-        return _assets.setdefault(name, _Asset(digest, body, media_type))
+_ASSETS: Final = HashedAssets(ASSETS_PATH, {name: _source(name) for name in (*_STYLES, *_SCRIPTS)})
 
 
 def asset_url(name: str) -> str:
-    """The content-addressed URL of one of the page's assets (e.g. ``stacklo/page.js``).
-
-    A file that is not there yet gets the digest ``missing``, which is never served: the page
-    then fails visibly (see :func:`vendor_missing`) instead of loading something else.
-    """
-    asset = _asset(name)
-    return f"{ASSETS_PATH}/{asset.digest if asset else 'missing'}/{name}"
-
-
-def _js(value: object) -> str:
-    """JSON for an inline <script>; escaping <, > and & stops `</script>` breakouts."""
-    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    """The content-addressed URL of one of the page's assets (e.g. ``stacklo/page.js``);
+    the digest ``missing`` while the file is absent (see :func:`vendor_missing`)."""
+    return _ASSETS.url(name)
 
 
 def render_html(graphql_path: str = "/graphql", nonce: str = "") -> str:
@@ -176,9 +130,9 @@ def render_html(graphql_path: str = "/graphql", nonce: str = "") -> str:
     return _PAGE.substitute(
         styles=styles,
         scripts=scripts,
-        graphql_path=_js(graphql_path),
-        default_query=_js(DEFAULT_QUERY),
-        default_tabs=_js([{"query": query} for query in EXAMPLE_TABS]),
+        graphql_path=inline_json(graphql_path),
+        default_query=inline_json(DEFAULT_QUERY),
+        default_tabs=inline_json([{"query": query} for query in EXAMPLE_TABS]),
         nonce=nonce,
     )
 
@@ -202,29 +156,14 @@ def content_security_policy(nonce: str) -> str:
     )
 
 
-async def _serve(request: Request) -> Response:
-    asset = _asset(request.path_params["name"])
-    if asset is None or request.path_params["digest"] != asset.digest:
-        # An old or made-up digest: never answer it with the current bytes.
-        raise HTTPException(404)
-    return Response(
-        asset.body,
-        media_type=asset.media_type,
-        headers={"Cache-Control": IMMUTABLE},
-    )
-
-
 def assets_app() -> Router:
     """Serve the page's assets at their content-addressed URLs; mount it at
     :data:`ASSETS_PATH`. Only the files the page loads are served, each only under its
     current digest. Before ``npm ci`` has run the app still imports and serves the API; asset
     requests then fail until it has (see :func:`vendor_missing`)."""
-    # No trailing-slash redirects: an asset URL either is one or is a 404.
-    return Router(
-        routes=[Route("/{digest}/{name:path}", _serve, methods=["GET"])], redirect_slashes=False
-    )
+    return _ASSETS.router()
 
 
 def vendor_missing() -> bool:
     """True if any file the page loads is absent, i.e. ``npm ci`` here has not been run."""
-    return not all(_source(f).is_file() for f in (*_STYLES, *_SCRIPTS))
+    return _ASSETS.missing()

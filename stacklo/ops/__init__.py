@@ -6,34 +6,29 @@ staff member's own token (``platformStats`` polled over HTTP, ``platformActivity
 ``rateUpdated`` over graphql-ws), so the API's access policy decides who sees what.
 
 Offline and strict, like GraphiQL's page (``stacklo.graphiql``): every asset is same-origin at
-a content-addressed URL (``/ops-assets/<first 16 hex of SHA-256>/ops.js``) served ``immutable``
-for a year, while the page, which names the current digests, is ``no-store``. Each file is read
-and hashed once, at first use, and served from those bytes; any other digest is a 404. The only
-third-party code is graphql-ws's browser bundle, the very file GraphiQL's ``npm ci`` already
-puts in ``stacklo/graphiql/vendor``. The page's GraphQL operations are one document,
+a content-addressed URL (``/ops-assets/<digest>/ops.js``, ``stacklo.static``) served
+``immutable`` for a year, while the page, which names the current digests, is ``no-store``.
+The only third-party code is graphql-ws's browser bundle, the very file GraphiQL's ``npm ci``
+already puts in ``stacklo/graphiql/vendor``. The page's GraphQL operations are one document,
 ``page/operations.graphql``, sent as written: ``stacklo persisted-queries register`` that file
 and the page works under ``STACKLO_PERSISTED_QUERIES=allowlist`` too.
 """
 
 from __future__ import annotations
 
-import hashlib
 import html
-import json
 import secrets
-import threading
-from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 from typing import Final
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.routing import BaseRoute, Mount, Route
 
 from stacklo.config import Settings
 from stacklo.graphiql import VENDOR_DIR
+from stacklo.static import HashedAssets, inline_json
 
 __all__ = [
     "ASSETS_PATH",
@@ -52,7 +47,6 @@ PAGE_DIR: Final = Path(__file__).resolve().parent / "page"
 """The page's own template, script, styles and GraphQL document (committed)."""
 
 GRAPHQL_PATH: Final = "/graphql"
-IMMUTABLE: Final = "public, max-age=31536000, immutable"
 
 # Asset name (the URL after the digest) -> the file served. Scripts in load order: the
 # graphql-ws bundle defines the global `graphqlWs` that ops.js uses.
@@ -63,7 +57,6 @@ _SOURCES: Final = {
 }
 _STYLES: Final = ("ops.css",)
 _SCRIPTS: Final = ("graphql-ws.min.js", "ops.js")
-_MEDIA_TYPES: Final = {".js": "text/javascript", ".css": "text/css"}
 
 OPERATIONS: Final = (PAGE_DIR / "operations.graphql").read_text(encoding="utf-8")
 """Every operation the page sends, one document: each request names its operation in it."""
@@ -71,45 +64,13 @@ OPERATIONS: Final = (PAGE_DIR / "operations.graphql").read_text(encoding="utf-8"
 _PAGE: Final = Template((PAGE_DIR / "ops.html").read_text(encoding="utf-8"))
 
 
-@dataclass(frozen=True, slots=True)
-class _Asset:
-    digest: str
-    body: bytes
-    media_type: str
-
-
-_assets: dict[str, _Asset] = {}
-_assets_lock = threading.Lock()
-
-
-def _asset(name: str) -> _Asset | None:
-    """The named asset as this process first read it; None while its file is absent (nothing
-    is remembered then, so an ``npm ci`` run later is picked up)."""
-    asset = _assets.get(name)
-    if asset is not None:
-        return asset
-    source = _SOURCES.get(name)
-    if source is None:
-        return None
-    try:
-        body = source.read_bytes()
-    except FileNotFoundError:
-        return None
-    digest = hashlib.sha256(body).hexdigest()[:16]
-    with _assets_lock:
-        return _assets.setdefault(name, _Asset(digest, body, _MEDIA_TYPES[source.suffix]))
+_ASSETS: Final = HashedAssets(ASSETS_PATH, _SOURCES)
 
 
 def asset_url(name: str) -> str:
-    """The content-addressed URL of one of the page's assets (``ops.js``...). An absent file
-    gets the digest ``missing``, never served: the page then says what is wrong."""
-    asset = _asset(name)
-    return f"{ASSETS_PATH}/{asset.digest if asset else 'missing'}/{name}"
-
-
-def _js(value: object) -> str:
-    """JSON for an inline <script>; escaping <, > and & stops `</script>` breakouts."""
-    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    """The content-addressed URL of one of the page's assets (``ops.js``...); the digest
+    ``missing`` while the file is absent (the page then says what is wrong)."""
+    return _ASSETS.url(name)
 
 
 def render_html(nonce: str, environment: str) -> str:
@@ -122,7 +83,7 @@ def render_html(nonce: str, environment: str) -> str:
         scripts=scripts,
         nonce=nonce,
         environment=html.escape(environment),
-        settings=_js(
+        settings=inline_json(
             {"graphqlPath": GRAPHQL_PATH, "operations": OPERATIONS, "environment": environment}
         ),
     )
@@ -160,24 +121,10 @@ def _page_endpoint(environment: str) -> Route:
     return Route("/ops", page, methods=["GET"])
 
 
-async def _serve(request: Request) -> Response:
-    asset = _asset(request.path_params["name"])
-    if asset is None or request.path_params["digest"] != asset.digest:
-        # An old or made-up digest: never answer it with the current bytes.
-        raise HTTPException(404)
-    return Response(asset.body, media_type=asset.media_type, headers={"Cache-Control": IMMUTABLE})
-
-
 def ops_routes(settings: Settings) -> list[BaseRoute]:
     """``GET /ops`` and its assets under :data:`ASSETS_PATH`. Served whatever
     ``settings.graphiql_enabled`` says: the page holds no data and no privilege."""
     return [
         _page_endpoint(settings.env),
-        Mount(
-            ASSETS_PATH,
-            app=Router(
-                routes=[Route("/{digest}/{name}", _serve, methods=["GET"])],
-                redirect_slashes=False,
-            ),
-        ),
+        Mount(ASSETS_PATH, app=_ASSETS.router()),
     ]
