@@ -26,6 +26,12 @@ from stacklo.schema.ledger import Transaction, TransactionEvent, Wallet, WalletE
 SLOW_CONSUMER_CLOSE = 4413
 
 
+AFTER = strawberry.argument(
+    description="The cursor of the last event received: missed events are replayed first, "
+    "then live ones follow. Opaque."
+)
+
+
 def _position(after: str | None) -> int | None:
     if after is None:
         return None
@@ -66,13 +72,7 @@ async def transaction_updated(
             "nothing."
         ),
     ] = None,
-    after: Annotated[
-        str | None,
-        strawberry.argument(
-            description="The cursor of the last event received: missed events are replayed "
-            "first, then live ones follow. Opaque."
-        ),
-    ] = None,
+    after: Annotated[str | None, AFTER] = None,
 ) -> AsyncGenerator[TransactionEvent, None]:
     viewer = await info.context.require_viewer()
     streams = info.context.services.streams
@@ -102,13 +102,7 @@ async def wallet_updated(
             description="Only this wallet (a global ID); a foreign or unknown id matches nothing."
         ),
     ] = None,
-    after: Annotated[
-        str | None,
-        strawberry.argument(
-            description="The cursor of the last event received: missed events are replayed "
-            "first, then live ones follow. Opaque."
-        ),
-    ] = None,
+    after: Annotated[str | None, AFTER] = None,
 ) -> AsyncGenerator[WalletEvent, None]:
     viewer = await info.context.require_viewer()
     streams = info.context.services.streams
@@ -133,13 +127,7 @@ async def wallet_updated(
 
 async def platform_activity_events(
     info: Info,
-    after: Annotated[
-        str | None,
-        strawberry.argument(
-            description="The cursor of the last event received: missed events are replayed "
-            "first, then live ones follow. Opaque."
-        ),
-    ] = None,
+    after: Annotated[str | None, AFTER] = None,
 ) -> AsyncGenerator[TransactionEvent, None]:
     """Staff only (checked by the field's permission): every transaction as it changes,
     resumable like the viewer's own streams."""
