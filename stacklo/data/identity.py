@@ -58,12 +58,18 @@ class KycDocuments:
         return _document(row) if row else None
 
     async def for_user(self, user_id: uuid.UUID) -> list[KycDocument]:
+        return (await self.for_users([user_id])).get(user_id, [])
+
+    async def for_users(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[KycDocument]]:
         rows = await self._conn.execute(
             select(kyc_documents)
-            .where(kyc_documents.c.user_id == user_id)
+            .where(kyc_documents.c.user_id.in_(user_ids))
             .order_by(kyc_documents.c.uploaded_at, kyc_documents.c.id)
         )
-        return [_document(r) for r in rows]
+        found: dict[uuid.UUID, list[KycDocument]] = {}
+        for row in rows:
+            found.setdefault(row.user_id, []).append(_document(row))
+        return found
 
     async def save_review(self, documents: Sequence[KycDocument]) -> None:
         if not documents:

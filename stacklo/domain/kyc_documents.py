@@ -118,10 +118,6 @@ class KycDocuments:
             raise
         return document
 
-    async def documents(self, user_id: uuid.UUID) -> list[KycDocument]:
-        async with self._uow(read_only=True) as uow:
-            return await uow.kyc_documents.for_user(user_id)
-
     async def get(self, document_id: uuid.UUID) -> KycDocument | None:
         async with self._uow(read_only=True) as uow:
             return await uow.kyc_documents.get(document_id)

@@ -96,6 +96,10 @@ class KycDocumentRepository(Protocol):
         """Oldest first."""
         ...
 
+    async def for_users(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[KycDocument]]:
+        """Each user's, oldest first (a user without documents is absent)."""
+        ...
+
     async def save_review(self, documents: Sequence[KycDocument]) -> None:
         """Store each document's status, reason, note, may_resubmit and reviewer."""
         ...

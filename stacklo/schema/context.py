@@ -21,6 +21,7 @@ from strawberry.types import Info as _Info
 
 from stacklo.domain.commerce import Merchant
 from stacklo.domain.errors import Unauthenticated
+from stacklo.domain.identity import KycDocument
 from stacklo.domain.installments import Plan
 from stacklo.domain.ledger import StatusChange, Transaction
 from stacklo.domain.models import RequestMeta, User, Viewer, Wallet
@@ -98,6 +99,7 @@ class Loaders:
         self.merchant_of_user = DataLoader[uuid.UUID, Merchant | None](self._merchant_of_user)
         self.checkout_refunds = DataLoader[uuid.UUID, list[uuid.UUID]](self._checkout_refunds)
         self.plan_of_checkout = DataLoader[uuid.UUID, Plan | None](self._plan_of_checkout)
+        self.kyc_documents = DataLoader[uuid.UUID, list[KycDocument]](self._kyc_documents)
 
     async def _wallets_by_user(self, keys: list[uuid.UUID]) -> list[list[Wallet]]:
         async with self._services.uow(read_only=True) as uow:
@@ -133,6 +135,11 @@ class Loaders:
         async with self._services.uow(read_only=True) as uow:
             found = await uow.merchants.for_users(keys)
         return [found.get(k) for k in keys]
+
+    async def _kyc_documents(self, keys: list[uuid.UUID]) -> list[list[KycDocument]]:
+        async with self._services.uow(read_only=True) as uow:
+            found = await uow.kyc_documents.for_users(keys)
+        return [found.get(k, []) for k in keys]
 
     async def _plan_of_checkout(self, keys: list[uuid.UUID]) -> list[Plan | None]:
         async with self._services.uow(read_only=True) as uow:

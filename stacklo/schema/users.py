@@ -81,7 +81,7 @@ class User(relay.Node):
         viewer = await info.context.viewer()
         if not info.context.services.visibility.kyc_documents(viewer, owner):
             raise Forbidden()
-        found = await info.context.services.kyc_documents.documents(owner)
+        found = await info.context.loaders.kyc_documents.load(owner)
         return [KycDocument.of(d) for d in found]
 
     @strawberry.field(

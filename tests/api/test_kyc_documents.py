@@ -541,3 +541,28 @@ async def test_documents_go_to_s3_encrypted_and_links_are_presigned(
         assert len(s3.list_objects_v2(Bucket=bucket).get("Contents", [])) == 1
     finally:
         await client.aclose()
+
+
+async def test_staff_list_each_users_own_documents_in_one_page(
+    client: GraphQLHTTP, admin: str
+) -> None:
+    """User.kycDocuments is batched across a page of users: each still gets only their own."""
+    tag = uuid.uuid4().hex[:10]
+    users = [await sign_up(client, fullName=f"Batch {tag} {n}") for n in range(3)]
+    await upload(client, users[0], PDF, type="PASSPORT")
+    await upload(client, users[0], JPEG, type="SELFIE")
+    await upload(client, users[2], PNG, type="UTILITY_BILL")
+    page = (
+        await client.data(
+            """query($s: String) { users(search: $s, first: 10) { edges { node {
+              email kycDocuments { type } } } } }""",
+            {"s": f"Batch {tag}"},
+            admin,
+        )
+    )["users"]["edges"]
+    found = {e["node"]["email"]: [d["type"] for d in e["node"]["kycDocuments"]] for e in page}
+    assert found == {
+        users[0].email: ["PASSPORT", "SELFIE"],
+        users[1].email: [],
+        users[2].email: ["UTILITY_BILL"],
+    }
