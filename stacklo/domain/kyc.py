@@ -36,9 +36,8 @@ class Kyc:
         eyes). Audited as kyc.reviewed; the user is notified."""
         reason = review_reason(cmd.reason, cmd.approve, "Say why the review was rejected.")
         note = (
-            clean_text(cmd.note, ("input", "note"), max_len=MAX_REASON, required=False) or None
-            if cmd.note
-            else None
+            clean_text(cmd.note or "", ("input", "note"), max_len=MAX_REASON, required=False)
+            or None
         )
         verdicts = {
             document_id: Verdict(
