@@ -443,3 +443,31 @@ def spread_line(seconds: list[float]) -> str:
         f"p50 {percentile(ms, 50):.1f}  p90 {percentile(ms, 90):.1f}  "
         f"p99 {percentile(ms, 99):.1f}  max {percentile(ms, 100):.1f}"
     )
+
+
+# `make bench` (bench/suite.py) names a file here; each benchmark appends its figures to it.
+RECORD_ENV = "STACKLO_BENCH_RECORD"
+
+
+def record(
+    bench: str,
+    figures: Mapping[str, float | int | str | None],
+    *,
+    baseline: str | None = None,
+    ratio: float | None = None,
+    target: str | None = None,
+) -> None:
+    """Hand one result to the suite: ``figures`` as printed, and, where the benchmark has one,
+    its ratio to ``baseline`` (what it is compared with) and the ``target`` it is held to.
+    Printed always, so a run by hand shows the same line; written only under `make bench`."""
+    entry: dict[str, Any] = {"bench": bench, "figures": dict(figures)}
+    if baseline is not None:
+        entry.update(baseline=baseline, ratio=ratio, target=target)
+        shown = f"{ratio:.2f}" if ratio is not None else "n/a"
+        print(f"ratio to {baseline}: {shown}" + (f" (target {target})" if target else ""))
+    path = os.environ.get(RECORD_ENV)
+    if path:
+        import json
+
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(entry, default=str) + "\n")
