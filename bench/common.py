@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import os
 import resource
@@ -467,7 +468,5 @@ def record(
         print(f"ratio to {baseline}: {shown}" + (f" (target {target})" if target else ""))
     path = os.environ.get(RECORD_ENV)
     if path:
-        import json
-
         with open(path, "a", encoding="utf-8") as out:
             out.write(json.dumps(entry, default=str) + "\n")
