@@ -21,15 +21,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from stacklo.data.outbox import (
-    TRANSACTION_EVENT,
-    WALLET_EVENTS,
-    announced,
-    transaction_event,
-    wallet_events,
-)
+from stacklo.data.outbox import BOOKED_EVENTS, announced, transaction_event
 from stacklo.data.repositories import wallet_of_row
 from stacklo.data.tables import (
     idempotency_keys,
@@ -40,13 +35,16 @@ from stacklo.data.tables import (
     wallets,
 )
 from stacklo.domain.ledger import (
-    Entry,
+    Answer,
+    Booking,
+    KeyTaken,
+    Refused,
     StatusChange,
     Transaction,
     TransactionKind,
     TransactionStatus,
 )
-from stacklo.domain.models import AccountKind, Page, Wallet
+from stacklo.domain.models import AccountKind, AuditEvent, Page, Wallet
 from stacklo.domain.money import CurrencyCode
 
 # Hot platform accounts (provider clearing, fees) are split over this many rows so that
@@ -55,52 +53,60 @@ PLATFORM_SHARDS = 8
 MERCHANT_SHARDS = 4
 
 
-# Every write here carries its outbox events in the same statement (``announced``): a
-# statement is a round trip and a pass through SQLAlchemy and asyncpg on the hottest path, and
-# no movement can forget to announce itself.
-_SAVE_WALLETS = announced(
-    WALLET_EVENTS,
-    saved="""UPDATE wallets SET balance = v.balance, held = v.held, updated_at = now()
-         FROM unnest(CAST(:ids AS uuid[]), CAST(:balances AS numeric[]),
-                     CAST(:helds AS numeric[])) AS v(id, balance, held)
-         WHERE wallets.id = v.id""",
-)
-_ENTRIES = """INSERT INTO ledger_entries
-         (transaction_id, wallet_id, currency, amount, balance_after, created_at)
-       SELECT :tx, v.wallet_id, v.currency, v.amount, v.balance_after, :at
-       FROM unnest(CAST(:wallets AS uuid[]), CAST(:currencies AS varchar[]),
-                   CAST(:amounts AS numeric[]), CAST(:balances AS numeric[]))
-            AS v(wallet_id, currency, amount, balance_after)"""
+# A booking is one statement: ``stacklo_book_accounts`` (migration 0010) locks the accounts,
+# checks them and saves them, and returns the entries and the accounts' final states (the
+# ``booked`` CTE); around it, the transaction (new, or its next status) with its status history
+# and entries, the outbox events, the audit record and the idempotency answer. A statement is a
+# round trip and a pass through the driver on the hottest path; the foreign keys from history
+# and entries to the transaction are checked at the statement's end, when its row is there.
+_BOOKED = """SELECT * FROM stacklo_book_accounts(
+         CAST(:p_wallets AS uuid[]), CAST(:p_currencies AS text[]), CAST(:p_amounts AS numeric[]),
+         CAST(:p_releases AS numeric[]), CAST(:h_wallets AS uuid[]),
+         CAST(:h_amounts AS numeric[]), CAST(:senders AS uuid[]), CAST(:cap_user AS uuid),
+         CAST(:cap_currency AS text), CAST(:cap_since AS timestamptz),
+         CAST(:cap_limit AS numeric), CAST(:cap_amount AS numeric), CAST(:claim_user AS uuid),
+         CAST(:claim_key AS text), CAST(:claim_operation AS text), CAST(:claim_hash AS text),
+         CAST(:claim_response AS jsonb))"""
 _HISTORY = """INSERT INTO transaction_status_changes (transaction_id, status, reason, at)
        SELECT :tx, v.status, v.reason, v.at
        FROM unnest(CAST(:statuses AS varchar[]), CAST(:reasons AS text[]),
                    CAST(:ats AS timestamptz[])) AS v(status, reason, at)"""
-# A new transaction, its status history, its entries and its event. The foreign keys from
-# history and entries to the transaction are checked at the statement's end, when the
-# transaction row is there.
-_ADD_TRANSACTION = announced(
-    TRANSACTION_EVENT,
-    added="""INSERT INTO ledger_transactions
+_ENTRIES = """INSERT INTO ledger_entries
+         (transaction_id, wallet_id, currency, amount, balance_after, created_at)
+       SELECT :tx, b.wallet_id, b.currency, b.amount, b.balance, :at
+       FROM booked b WHERE b.leg IS NOT NULL ORDER BY b.leg"""
+_AUDIT = """INSERT INTO audit_events
+         (actor_id, action, target_type, target_id, ip_address, request_id, metadata)
+       SELECT CAST(:au_actor AS uuid), CAST(:au_action AS text), :au_target_type, :au_target_id,
+              CAST(:au_ip AS inet), :au_request, CAST(:au_metadata AS jsonb)
+       WHERE CAST(:au_action AS text) IS NOT NULL"""
+_ANSWER = """UPDATE idempotency_keys SET response = CAST(:an_response AS jsonb)
+       WHERE user_id = CAST(:an_user AS uuid) AND key = CAST(:an_key AS text)"""
+_NEW = """INSERT INTO ledger_transactions
            (id, reference, kind, status, currency, amount, fee, converted_currency,
             converted_amount, exchange_rate, description, failure_reason, initiator_id,
             source_wallet_id, target_wallet_id, metadata, created_at, completed_at)
          VALUES (:tx, :reference, :kind, :status, :currency, :amount, :fee, :converted_currency,
                  :converted_amount, :exchange_rate, :description, :failure_reason, :initiator,
-                 :source, :target, CAST(:metadata AS jsonb), :at, :completed_at)""",
-    history=_HISTORY,
-    entries=_ENTRIES,
-)
-# An existing transaction reaching its next status: the row, the history row, the entries
-# (when money moves) and the event.
-_SETTLE_TRANSACTION = announced(
-    TRANSACTION_EVENT,
-    changed="""UPDATE ledger_transactions
+                 :source, :target, CAST(:metadata AS jsonb), :at, :completed_at)"""
+_NEXT = """UPDATE ledger_transactions
          SET status = :status, failure_reason = :failure_reason, completed_at = :completed_at,
              metadata = CAST(:metadata AS jsonb), updated_at = now()
-         WHERE id = :tx""",
-    history=_HISTORY,
-    entries=_ENTRIES,
+         WHERE id = :tx"""
+_BOOK_NEW, _BOOK_NEXT = (
+    announced(
+        BOOKED_EVENTS,
+        booked=_BOOKED,
+        transaction=transaction,
+        history=_HISTORY,
+        entries=_ENTRIES,
+        audit=_AUDIT,
+        answer=_ANSWER,
+    )
+    for transaction in (_NEW, _NEXT)
 )
+# Refusals the booking function raises (SQLSTATE SL001: the domain's code in the message).
+_REFUSED, _KEY_TAKEN = "SL001", "SL002"
 
 
 def _history_params(changes: Sequence[StatusChange]) -> dict[str, Any]:
@@ -108,17 +114,6 @@ def _history_params(changes: Sequence[StatusChange]) -> dict[str, Any]:
         "statuses": [c.status.value for c in changes],
         "reasons": [c.reason for c in changes],
         "ats": [c.at for c in changes],
-    }
-
-
-def _entry_params(entries: Sequence[Entry]) -> dict[str, Any]:
-    # Arrays bound to unnest(): the SQL text (and its prepared statement) is the same for any
-    # number of rows, none included.
-    return {
-        "wallets": [e.wallet_id for e in entries],
-        "currencies": [e.currency.value for e in entries],
-        "amounts": [e.amount for e in entries],
-        "balances": [e.balance_after for e in entries],
     }
 
 
@@ -143,6 +138,51 @@ def _tx(row: Row[Any]) -> Transaction:
         converted_amount=row.converted_amount,
         exchange_rate=row.exchange_rate,
     )
+
+
+def _accounts_params(booking: Booking) -> dict[str, Any]:
+    # Arrays: the SQL text (and its prepared statement) is the same for any number of legs.
+    cap, claim = booking.cap, booking.answer.claim if booking.answer else None
+    return {
+        "p_wallets": [p.wallet_id for p in booking.postings],
+        "p_currencies": [p.currency.value for p in booking.postings],
+        "p_amounts": [p.amount for p in booking.postings],
+        "p_releases": [p.release_hold for p in booking.postings],
+        "h_wallets": [wallet for wallet, _ in booking.holds],
+        "h_amounts": [amount for _, amount in booking.holds],
+        "senders": list(booking.senders),
+        "cap_user": cap.user_id if cap else None,
+        "cap_currency": cap.currency.value if cap else None,
+        "cap_since": cap.since if cap else None,
+        "cap_limit": cap.limit if cap else None,
+        "cap_amount": cap.amount if cap else None,
+        "claim_user": claim.user_id if claim else None,
+        "claim_key": claim.key if claim else None,
+        "claim_operation": claim.operation if claim else None,
+        "claim_hash": claim.request_hash if claim else None,
+        "claim_response": json.dumps(booking.answer.response) if claim and booking.answer else None,
+    }
+
+
+def _audit_params(event: AuditEvent | None) -> dict[str, Any]:
+    return {
+        "au_actor": event.actor_id if event else None,
+        "au_action": event.action if event else None,
+        "au_target_type": event.target_type if event else None,
+        "au_target_id": str(event.target_id) if event and event.target_id is not None else None,
+        "au_ip": event.ip_address if event else None,
+        "au_request": event.request_id if event else None,
+        "au_metadata": json.dumps(event.metadata, default=str) if event else None,
+    }
+
+
+def _answer_params(answer: Answer | None) -> dict[str, Any]:
+    stored_here = answer is not None and answer.claim is None
+    return {
+        "an_user": answer.user_id if answer and stored_here else None,
+        "an_key": answer.key if answer and stored_here else None,
+        "an_response": json.dumps(answer.response) if answer and stored_here else None,
+    }
 
 
 class LedgerEntryRow:
@@ -257,32 +297,26 @@ class Ledger:
         found = [r[0] for r in rows]
         return found or [await self.merchant_payable(merchant_id, currency, 0)]
 
-    async def save_wallets(self, changed: Sequence[Wallet]) -> None:
-        if not changed:
-            return
-        # Arrays bound to unnest() keep the SQL text (and so its prepared statement) the same
-        # whatever the number of rows.
-        await self._conn.execute(
-            _SAVE_WALLETS,
-            {
-                "ids": [w.id for w in changed],
-                "balances": [w.balance for w in changed],
-                "helds": [w.held for w in changed],
-                **wallet_events(changed),
-            },
-        )
-
-    # ------------------------------------------------------------ transactions
-
-    async def add(self, tx: Transaction, entries: Sequence[Entry] = ()) -> None:
-        """Insert a new transaction with its status history, entries and outbox event."""
-        await self._conn.execute(
-            _ADD_TRANSACTION,
-            {
-                "tx": tx.id,
+    async def book(self, booking: Booking) -> None:
+        """Lock, check and save the accounts, and write the transaction, its history, entries,
+        events, audit record and idempotency answer: one statement (see ``_BOOKED``)."""
+        tx = booking.transaction
+        params: dict[str, Any] = {
+            "tx": tx.id,
+            "status": tx.status.value,
+            "failure_reason": tx.failure_reason,
+            "completed_at": tx.completed_at,
+            "metadata": json.dumps(tx.metadata),
+            **_accounts_params(booking),
+            **_audit_params(booking.audit),
+            **_answer_params(booking.answer),
+            **transaction_event(tx),
+        }
+        if booking.change is None:
+            statement = _BOOK_NEW
+            params |= {
                 "reference": tx.reference,
                 "kind": tx.kind.value,
-                "status": tx.status.value,
                 "currency": tx.currency.value,
                 "amount": tx.amount,
                 "fee": tx.fee,
@@ -292,37 +326,27 @@ class Ledger:
                 "converted_amount": tx.converted_amount,
                 "exchange_rate": tx.exchange_rate,
                 "description": tx.description,
-                "failure_reason": tx.failure_reason,
                 "initiator": tx.initiator_id,
                 "source": tx.source_wallet_id,
                 "target": tx.target_wallet_id,
-                "metadata": json.dumps(tx.metadata),
                 "at": tx.created_at,
-                "completed_at": tx.completed_at,
                 **_history_params(tx.history),
-                **_entry_params(entries),
-                **transaction_event(tx),
-            },
-        )
-
-    async def settle(
-        self, tx: Transaction, change: StatusChange, entries: Sequence[Entry] = ()
-    ) -> None:
-        """An existing transaction's new status, with its history row, entries and event."""
-        await self._conn.execute(
-            _SETTLE_TRANSACTION,
-            {
-                "tx": tx.id,
-                "status": tx.status.value,
-                "failure_reason": tx.failure_reason,
-                "completed_at": tx.completed_at,
-                "metadata": json.dumps(tx.metadata),
-                "at": change.at,
-                **_history_params([change]),
-                **_entry_params(entries),
-                **transaction_event(tx),
-            },
-        )
+            }
+        else:
+            statement = _BOOK_NEXT
+            params |= {"at": booking.change.at, **_history_params([booking.change])}
+        try:
+            await self._conn.execute(statement, params)
+        except DBAPIError as e:
+            state = getattr(e.orig, "sqlstate", None)
+            if state == _KEY_TAKEN:
+                raise KeyTaken() from None
+            if state == _REFUSED:
+                cause = e.orig.__cause__ if e.orig is not None else None
+                raise Refused(
+                    getattr(cause, "message", ""), getattr(cause, "detail", None)
+                ) from None
+            raise
 
     async def annotate(self, tx: Transaction) -> None:
         """Metadata only (a provider's transfer code, a review note): no status change, so

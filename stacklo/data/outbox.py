@@ -108,15 +108,26 @@ def _insert_events(select: str) -> str:
     return f"INSERT INTO outbox_events (topic, aggregate_id, audience, payload) {select}"
 
 
-# A transaction created or changing status; the audience is the owners of its wallets, and
-# the owner of the merchant whose payable it touches.
-TRANSACTION_EVENT = _insert_events(
-    f"""SELECT '{TRANSACTION}', :ev_aggregate,
-              ARRAY(SELECT coalesce(w.user_id, m.user_id) FROM wallets w
-                    LEFT JOIN merchants m ON m.id = w.merchant_id
-                    WHERE w.id = ANY(CAST(:ev_wallets AS uuid[]))
-                      AND coalesce(w.user_id, m.user_id) IS NOT NULL),
-              CAST(:ev_payload AS jsonb)"""  # noqa: S608 - constants only, values are bound
+# What a booking announces (the statement's ``booked`` CTE, see ``Ledger.book``): each customer
+# wallet it saved, then the transaction, created or changing status, for the owners of its
+# wallets and the owner of the merchant whose payable it touches. One INSERT, in that order.
+BOOKED_EVENTS = _insert_events(
+    f"""SELECT e.topic, e.aggregate_id, e.audience, e.payload FROM (
+         SELECT 0 AS ord, '{WALLET}' AS topic, b.wallet_id::text AS aggregate_id,
+                ARRAY[b.user_id] AS audience,
+                jsonb_build_object('id', b.wallet_id::text, 'user_id', b.user_id::text,
+                                   'currency', b.currency, 'balance', b.balance::text,
+                                   'held', b.held::text, 'status', b.status,
+                                   'created_at', b.created_at, 'kind', b.kind) AS payload
+         FROM booked b WHERE b.leg IS NULL AND b.kind = 'CUSTOMER' AND b.user_id IS NOT NULL
+         UNION ALL
+         SELECT 1, '{TRANSACTION}', :ev_aggregate,
+                ARRAY(SELECT coalesce(w.user_id, m.user_id) FROM wallets w
+                      LEFT JOIN merchants m ON m.id = w.merchant_id
+                      WHERE w.id = ANY(CAST(:ev_wallets AS uuid[]))
+                        AND coalesce(w.user_id, m.user_id) IS NOT NULL),
+                CAST(:ev_payload AS jsonb)
+       ) AS e ORDER BY e.ord, e.aggregate_id"""  # noqa: S608 - constants only, values are bound
 )
 # Customer wallets opened or changed, one event each, for their owner (none: no row).
 WALLET_EVENTS = _insert_events(
@@ -150,7 +161,7 @@ RATES_EVENT = _insert_events(
 
 
 def transaction_event(tx: Transaction) -> dict[str, Any]:
-    """Parameters of ``TRANSACTION_EVENT``."""
+    """The transaction's parameters of ``BOOKED_EVENTS``."""
     wallets = [w for w in (tx.source_wallet_id, tx.target_wallet_id) if w is not None]
     return {
         "ev_aggregate": str(tx.id),

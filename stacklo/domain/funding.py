@@ -188,16 +188,13 @@ class Funding:
             },
         )
 
-        async def within_limit(locked: object) -> None:
-            await self._limits.check(uow, cmd.user, amount)
-
         return await book(
             uow,
             Movement(
                 tx,
                 holds=[Hold(wallet.id, amount.amount)],
                 senders=[Sender(wallet.id, ("input", "walletId"))],
-                checks=[within_limit],
+                cap=self._limits.cap(cmd.user, amount),
                 audit=_audit("withdrawal.requested", cmd.meta, cmd.user, tx),
                 idempotent=Idempotent(cmd.user.id, cmd.idempotency_key),
             ),

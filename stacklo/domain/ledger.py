@@ -18,7 +18,7 @@ from enum import Enum
 from typing import Any
 
 from stacklo.domain.errors import DomainError, ErrorCode
-from stacklo.domain.models import AccountKind, Wallet, WalletStatus
+from stacklo.domain.models import AccountKind, AuditEvent, Wallet, WalletStatus
 from stacklo.domain.money import MAX_INTEGER_DIGITS, MONEY_CONTEXT, CurrencyCode, Money
 
 
@@ -201,15 +201,9 @@ def apply_postings(wallets: dict[uuid.UUID, Wallet], postings: Iterable[Posting]
         balance = MONEY_CONTEXT.add(wallet.balance, p.amount)
         held = MONEY_CONTEXT.subtract(wallet.held, p.release_hold)
         if wallet.kind is AccountKind.CUSTOMER and (balance < held or held < 0):
-            raise DomainError(
-                ErrorCode.INSUFFICIENT_FUNDS, "Not enough available balance.", ("input", "amount")
-            )
+            raise insufficient_funds()
         if abs(balance).adjusted() >= MAX_INTEGER_DIGITS:
-            raise DomainError(
-                ErrorCode.LIMIT_EXCEEDED,
-                "This would take an account past the largest balance the ledger holds.",
-                ("input", "amount"),
-            )
+            raise too_large()
         wallet.balance, wallet.held = balance, held
         entries.append(Entry(p.wallet_id, p.currency, p.amount, balance))
     return entries
@@ -218,9 +212,7 @@ def apply_postings(wallets: dict[uuid.UUID, Wallet], postings: Iterable[Posting]
 def hold(wallet: Wallet, amount: Money) -> None:
     """Reserve funds for an in-flight withdrawal: balance stays, available shrinks."""
     if wallet.available_money.amount < amount.amount:
-        raise DomainError(
-            ErrorCode.INSUFFICIENT_FUNDS, "Not enough available balance.", ("input", "amount")
-        )
+        raise insufficient_funds()
     wallet.held = MONEY_CONTEXT.add(wallet.held, amount.amount)
 
 
@@ -232,9 +224,27 @@ def release(wallet: Wallet, amount: Money) -> None:
 
 def ensure_can_send(wallet: Wallet, field: tuple[str, ...] = ("input", "fromWalletId")) -> None:
     if wallet.status is WalletStatus.FROZEN:
-        raise DomainError(
-            ErrorCode.WALLET_FROZEN, "This wallet is frozen and cannot send money.", field
-        )
+        raise frozen(field)
+
+
+def insufficient_funds() -> DomainError:
+    return DomainError(
+        ErrorCode.INSUFFICIENT_FUNDS, "Not enough available balance.", ("input", "amount")
+    )
+
+
+def too_large() -> DomainError:
+    return DomainError(
+        ErrorCode.LIMIT_EXCEEDED,
+        "This would take an account past the largest balance the ledger holds.",
+        ("input", "amount"),
+    )
+
+
+def frozen(field: tuple[str, ...]) -> DomainError:
+    return DomainError(
+        ErrorCode.WALLET_FROZEN, "This wallet is frozen and cannot send money.", field
+    )
 
 
 def mask_email(email: str) -> str:
@@ -249,3 +259,73 @@ def display_name(full_name: str) -> str:
     if len(parts) < 2:
         return full_name
     return f"{parts[0]} {parts[-1][0]}."
+
+
+# ------------------------------------------------------------------------------ booking
+#
+# What the movement path hands the ledger to book in one call (``LedgerRepository.book``):
+# the storage applies the rules above to the locked rows where they are, and refuses with the
+# same error codes (``Refused``). A test holds the two implementations to the same answers.
+
+
+@dataclass(frozen=True, slots=True)
+class Cap:
+    """A daily cap: what ``user_id`` sent and withdrew in ``currency`` since ``since``, plus
+    ``amount``, may not pass ``limit`` (counted with the sender locked)."""
+
+    user_id: uuid.UUID
+    currency: CurrencyCode
+    since: datetime
+    limit: Decimal
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The idempotency key, claimed by the booking itself with its answer (one round trip for
+    a use case that claimed nothing before); ``KeyTaken`` if another call holds it."""
+
+    user_id: uuid.UUID
+    key: str
+    operation: str
+    request_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The stored answer of an idempotency key: claimed earlier in the unit of work
+    (``claim`` None) or by the booking."""
+
+    user_id: uuid.UUID
+    key: str
+    response: dict[str, Any]
+    claim: Claim | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    """A transaction (new, or reaching ``change``) with what it does to accounts."""
+
+    transaction: Transaction
+    change: StatusChange | None
+    postings: Sequence[Posting]
+    holds: Sequence[tuple[uuid.UUID, Decimal]]  # + put aside, - given back
+    senders: Sequence[uuid.UUID]
+    cap: Cap | None
+    audit: AuditEvent | None
+    answer: Answer | None
+
+
+class Refused(Exception):
+    """The locked rows refuse the movement: ``code`` is one of INSUFFICIENT_FUNDS,
+    WALLET_FROZEN, LIMIT_EXCEEDED (``detail``: the amount used already) and BALANCE_TOO_LARGE
+    (``detail``: the wallet concerned)."""
+
+    def __init__(self, code: str, detail: str | None):
+        super().__init__(code, detail)
+        self.code = code
+        self.detail = detail
+
+
+class KeyTaken(Exception):
+    """The booking's idempotency claim found the key taken: replay the first answer."""

@@ -3,43 +3,47 @@
 A movement is one ledger transaction, new or reaching its next status, and what it does to
 accounts: postings (legs that balance per currency) and holds (funds put aside for a payout
 in flight, or given back). Transfers, conversions, deposits, withdrawals and whatever comes
-next describe themselves as a ``Movement``; ``book`` takes every one through the same steps:
+next describe themselves as a ``Movement``; ``book`` takes every one through the same steps,
+which the ledger runs as one statement where the rows are (one round trip):
 
 1. lock the accounts it touches, in id order (two opposite movements cannot deadlock);
-2. check what needs the locked rows: senders may send, the movement's own checks (limits);
+2. check what needs the locked rows: senders may send, the daily cap;
 3. apply the postings and holds to the locked rows (a customer wallet never goes below zero
-   nor below what it holds);
-4. save the accounts, and write the transaction with its status history and entries; each
-   write carries its outbox events in the same statement, so no movement goes unannounced;
-5. audit, and store the idempotency result.
+   nor below what it holds: ``ledger.apply_postings``, ``hold`` and ``release`` are the rules);
+4. save the accounts, and write the transaction with its status history and entries, each
+   change with its outbox events, so no movement goes unannounced;
+5. audit, and store the idempotency answer (or claim the key with it: ``claim``).
 
-The caller opens the unit of work and commits it once, after ``book``.
+The caller commits its unit of work once, after ``book`` (nothing to commit for a unit of
+work whose only write is a claiming ``book``: the statement is its own transaction).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from stacklo.domain.errors import DomainError
+from stacklo.domain.errors import DomainError, ErrorCode
 from stacklo.domain.ledger import (
+    Answer,
+    Booking,
+    Cap,
+    Claim,
     Posting,
+    Refused,
     StatusChange,
     Transaction,
-    apply_postings,
-    ensure_can_send,
-    hold,
-    release,
+    check_balanced,
+    frozen,
+    insufficient_funds,
+    too_large,
 )
-from stacklo.domain.models import AuditEvent, Wallet
-from stacklo.domain.money import MONEY_CONTEXT, Money
+from stacklo.domain.models import AuditEvent
 from stacklo.domain.outcomes import Outcome, response_of
 from stacklo.domain.ports import UnitOfWork
-
-# A rule that needs the locked rows (e.g. a daily limit counted with the sender locked).
-Check = Callable[[Mapping[uuid.UUID, Wallet]], Awaitable[None]]
+from stacklo.domain.spending import exceeded
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,8 @@ class Idempotent:
     key: str
     payment_url: str | None = None
     error: DomainError | None = None
+    # Not claimed yet: the booking claims the key (operation, request hash) with its answer.
+    claim: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +83,7 @@ class Movement:
     postings: Sequence[Posting] = ()
     holds: Sequence[Hold] = ()
     senders: Sequence[Sender] = ()
-    checks: Sequence[Check] = ()
+    cap: Cap | None = None
     change: StatusChange | None = None
     audit: AuditEvent | None = None
     idempotent: Idempotent | None = None
@@ -88,26 +94,40 @@ class Movement:
 
 async def book(uow: UnitOfWork, movement: Movement) -> Outcome:
     """Book ``movement`` in the caller's unit of work; returns its answer."""
-    locked = await uow.ledger.lock_wallets(movement.accounts())
-    for sender in movement.senders:
-        ensure_can_send(locked[sender.wallet_id], sender.field)
-    for check in movement.checks:
-        await check(locked)
-    entries = apply_postings(locked, movement.postings) if movement.postings else []
-    _apply_holds(locked, movement.holds)
+    check_balanced(movement.postings)
     tx = movement.transaction
-    await uow.ledger.save_wallets(list(locked.values()))
-    if movement.change is None:
-        await uow.ledger.add(tx, entries)
-    else:
-        await uow.ledger.settle(tx, movement.change, entries)
-    if movement.audit is not None:
-        await uow.audit.record(movement.audit)
-    return await answer(uow, tx, movement.idempotent)
+    idem = movement.idempotent
+    outcome = Outcome(tx, idem.payment_url, idem.error) if idem else Outcome(tx)
+    answer = (
+        Answer(
+            idem.user_id,
+            idem.key,
+            response_of(outcome),
+            Claim(idem.user_id, idem.key, *idem.claim) if idem.claim else None,
+        )
+        if idem
+        else None
+    )
+    try:
+        await uow.ledger.book(
+            Booking(
+                tx,
+                movement.change,
+                movement.postings,
+                [(h.wallet_id, h.amount) for h in movement.holds],
+                [s.wallet_id for s in movement.senders],
+                movement.cap,
+                movement.audit,
+                answer,
+            )
+        )
+    except Refused as refused:
+        raise _refusal(movement, refused) from None
+    return outcome
 
 
 async def answer(uow: UnitOfWork, tx: Transaction, idempotent: Idempotent | None) -> Outcome:
-    """The movement's answer, stored under its idempotency key (if it has one)."""
+    """The answer of a call that books nothing, stored under its idempotency key."""
     if idempotent is None:
         return Outcome(tx)
     outcome = Outcome(tx, idempotent.payment_url, idempotent.error)
@@ -115,10 +135,16 @@ async def answer(uow: UnitOfWork, tx: Transaction, idempotent: Idempotent | None
     return outcome
 
 
-def _apply_holds(locked: Mapping[uuid.UUID, Wallet], holds: Sequence[Hold]) -> None:
-    for h in holds:
-        wallet = locked[h.wallet_id]
-        if h.amount > 0:
-            hold(wallet, Money(h.amount, wallet.currency))
-        else:
-            release(wallet, Money(MONEY_CONTEXT.minus(h.amount), wallet.currency))
+def _refusal(movement: Movement, refused: Refused) -> DomainError:
+    """The domain's own words for what the locked rows refused."""
+    if refused.code == ErrorCode.WALLET_FROZEN.value:
+        field = next(
+            (s.field for s in movement.senders if str(s.wallet_id) == refused.detail),
+            ("input", "fromWalletId"),
+        )
+        return frozen(field)
+    if refused.code == ErrorCode.LIMIT_EXCEEDED.value and movement.cap is not None:
+        return exceeded(movement.cap, Decimal(refused.detail or "0"))
+    if refused.code == "BALANCE_TOO_LARGE":
+        return too_large()
+    return insufficient_funds()

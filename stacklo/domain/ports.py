@@ -19,7 +19,7 @@ from stacklo.domain.fx import Quote, Snapshot
 from stacklo.domain.identity import KycDocument
 from stacklo.domain.installments import Installment, Plan, PlanStatus
 from stacklo.domain.ledger import (
-    Entry,
+    Booking,
     StatusChange,
     Transaction,
     TransactionKind,
@@ -247,6 +247,10 @@ class PlanRepository(Protocol):
     async def for_checkout(
         self, checkout_id: uuid.UUID, *, for_update: bool = False
     ) -> Plan | None: ...
+    async def for_checkouts(self, checkout_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Plan]:
+        """The plans paying these checkouts, by checkout id (a checkout has at most one)."""
+        ...
+
     async def of_installment(self, installment_id: uuid.UUID) -> uuid.UUID | None:
         """The plan an installment belongs to."""
         ...
@@ -364,18 +368,10 @@ class LedgerRepository(Protocol):
         """Every shard of the merchant's payable, in id order (made if none exists yet)."""
         ...
 
-    async def save_wallets(self, changed: Sequence[Wallet]) -> None:
-        """Balances and holds, with an outbox event per customer wallet."""
-        ...
-
-    async def add(self, tx: Transaction, entries: Sequence[Entry] = ()) -> None:
-        """A new transaction with its status history, entries and outbox event."""
-        ...
-
-    async def settle(
-        self, tx: Transaction, change: StatusChange, entries: Sequence[Entry] = ()
-    ) -> None:
-        """An existing transaction's new status, with the history row, entries and event."""
+    async def book(self, booking: Booking) -> None:
+        """Lock, check and save the accounts, and write the transaction (new or its next
+        status) with its history, entries, events, audit record and idempotency answer, in
+        one statement. Raises ``Refused`` (funds, frozen, cap) or ``KeyTaken`` (its claim)."""
         ...
 
     async def annotate(self, tx: Transaction) -> None:

@@ -171,9 +171,6 @@ class Transfers:
             **(quoted(quote) if quote else {}),
         )
 
-        async def within_limit(locked: object) -> None:
-            await self._limits.check(uow, cmd.user, amount)
-
         return Movement(
             tx,
             postings=(
@@ -182,7 +179,7 @@ class Transfers:
                 else transfer_postings(source.id, target.id, amount)
             ),
             senders=[Sender(source.id)],
-            checks=[within_limit],
+            cap=self._limits.cap(cmd.user, amount),
             audit=audit(
                 "transfer.completed",
                 cmd.meta,
