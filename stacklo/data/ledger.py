@@ -536,14 +536,21 @@ class Idempotency:
         )
         if inserted.first() is not None:
             return None
+        found = await self.find(user_id, key)
+        assert found is not None, "a conflicting claim is committed when the insert returns"
+        return found
+
+    async def find(self, user_id: uuid.UUID, key: str) -> tuple[str, str, dict[str, Any]] | None:
         row = (
             await self._conn.execute(
-                select(idempotency_keys).where(
-                    idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key
-                )
+                select(
+                    idempotency_keys.c.operation,
+                    idempotency_keys.c.request_hash,
+                    idempotency_keys.c.response,
+                ).where(idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key)
             )
-        ).one()
-        return row.operation, row.request_hash, dict(row.response)
+        ).first()
+        return (row.operation, row.request_hash, dict(row.response)) if row else None
 
     async def save(self, user_id: uuid.UUID, key: str, response: dict[str, Any]) -> None:
         await self._conn.execute(

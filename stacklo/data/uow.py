@@ -51,9 +51,11 @@ class SqlUnitOfWork:
     notifications: NotificationStore
     kyc_documents: KycDocuments
 
-    def __init__(self, engine: AsyncEngine, read_only: bool = False):
+    def __init__(self, engine: AsyncEngine, read_only: bool = False, single_write: bool = False):
         self._engine = engine
         self._read_only = read_only
+        # One write at most, atomic on its own (a claiming booking): no BEGIN, no COMMIT.
+        self._single_write = single_write
         self._conn: AsyncConnection | None = None
         self._tx: AsyncTransaction | None = None
         self._slots: asyncio.Semaphore | None = None
@@ -67,7 +69,7 @@ class SqlUnitOfWork:
         except BaseException:
             self._release()
             raise
-        if self._read_only:
+        if self._read_only or self._single_write:
             # Reads need no transaction: autocommit saves the BEGIN and ROLLBACK round trips.
             await self._conn.execution_options(isolation_level="AUTOCOMMIT")
         else:
@@ -113,6 +115,8 @@ class SqlUnitOfWork:
             self._slots = None
 
     async def commit(self) -> None:
+        if self._single_write:
+            return  # the one write committed itself
         if self._tx is None:
             raise RuntimeError("a read-only unit of work cannot commit")
         await self._tx.commit()
@@ -122,5 +126,5 @@ class SqlUnitOfWorkFactory:
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
 
-    def __call__(self, read_only: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, read_only)
+    def __call__(self, read_only: bool = False, single_write: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engine, read_only, single_write)

@@ -29,14 +29,32 @@ async def claim_key(
     uow: UnitOfWork, user_id: uuid.UUID, key: str, operation: str, payload: Mapping[str, Any]
 ) -> dict[str, Any] | None:
     """None when this call owns the key; the first call's stored response on a retry."""
-    field = ("input", "idempotencyKey")
+    _check_key(key)
+    found = await uow.idempotency.claim(user_id, key, operation, request_hash(operation, payload))
+    return _first_answer(found, operation, payload)
+
+
+async def first_answer(
+    uow: UnitOfWork, user_id: uuid.UUID, key: str, operation: str, payload: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The first call's stored response if one committed, claiming nothing: for a use case
+    whose booking claims the key itself (``movements.Idempotent.claim``)."""
+    _check_key(key)
+    return _first_answer(await uow.idempotency.find(user_id, key), operation, payload)
+
+
+def _check_key(key: str) -> None:
     if not key or len(key) > MAX_KEY or not key.isprintable():
         raise DomainError(
             ErrorCode.INVALID_INPUT,
             f"idempotencyKey must be 1 to {MAX_KEY} printable characters",
-            field,
+            ("input", "idempotencyKey"),
         )
-    found = await uow.idempotency.claim(user_id, key, operation, request_hash(operation, payload))
+
+
+def _first_answer(
+    found: tuple[str, str, dict[str, Any]] | None, operation: str, payload: Mapping[str, Any]
+) -> dict[str, Any] | None:
     if found is None:
         return None
     first_operation, first_hash, response = found
@@ -44,7 +62,7 @@ async def claim_key(
         raise DomainError(
             ErrorCode.IDEMPOTENCY_KEY_REUSED,
             "This idempotency key was used with a different request.",
-            field,
+            ("input", "idempotencyKey"),
         )
     return response
 

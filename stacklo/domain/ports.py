@@ -421,6 +421,10 @@ class IdempotencyStore(Protocol):
     async def claim(
         self, user_id: uuid.UUID, key: str, operation: str, request_hash: str
     ) -> tuple[str, str, dict[str, Any]] | None: ...
+    async def find(self, user_id: uuid.UUID, key: str) -> tuple[str, str, dict[str, Any]] | None:
+        """The key's (operation, hash, response) if a call committed it, without claiming."""
+        ...
+
     async def save(self, user_id: uuid.UUID, key: str, response: dict[str, Any]) -> None: ...
 
 
@@ -521,8 +525,10 @@ class UnitOfWork(Protocol):
 
 
 class UnitOfWorkFactory(Protocol):
-    def __call__(self, read_only: bool = False) -> UnitOfWork:
-        """``read_only``: no transaction (each statement sees the latest commit); no commit."""
+    def __call__(self, read_only: bool = False, single_write: bool = False) -> UnitOfWork:
+        """``read_only``: no transaction (each statement sees the latest commit); no commit.
+        ``single_write``: reads as ``read_only``, and one write at most, atomic on its own: a
+        ``book`` that claims its idempotency key (no BEGIN or COMMIT round trips)."""
         ...
 
 

@@ -18,6 +18,7 @@ from decimal import Decimal
 from stacklo.domain.errors import DomainError, ErrorCode
 from stacklo.domain.fx import Quote
 from stacklo.domain.ledger import (
+    KeyTaken,
     Transaction,
     TransactionKind,
     TransactionStatus,
@@ -27,7 +28,7 @@ from stacklo.domain.ledger import (
 from stacklo.domain.models import AccountKind, RequestMeta, User, Wallet, audit
 from stacklo.domain.money import CurrencyCode, Money, parse_amount
 from stacklo.domain.movements import Idempotent, Movement, Sender, book
-from stacklo.domain.outcomes import Outcome, claim_key, replay
+from stacklo.domain.outcomes import Outcome, claim_key, first_answer, replay, request_hash
 from stacklo.domain.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from stacklo.domain.quotes import mark_spent, quote_audit, quote_legs, quoted, spend_quote
 from stacklo.domain.spending import DailyLimits
@@ -35,6 +36,7 @@ from stacklo.domain.validation import MAX_REASON, clean_text, normalize_email, n
 from stacklo.domain.wallets import owned_wallet
 
 RECIPIENT_NOT_FOUND = "Recipient not found."
+OPERATION = "sendMoney"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +88,12 @@ class Transfers:
             if cmd.note
             else None
         )
-        async with self._uow() as uow:
-            first = await claim_key(
-                uow, cmd.user.id, cmd.idempotency_key, "sendMoney", cmd.request()
+        # Without a quote the booking is the only write, and it claims the key itself: no
+        # transaction to open or commit around it (with one, the quote is spent alongside).
+        single = cmd.quote is None
+        async with self._uow(single_write=single) as uow:
+            first = await (first_answer if single else claim_key)(
+                uow, cmd.user.id, cmd.idempotency_key, OPERATION, cmd.request()
             )
             if first is not None:
                 return await replay(uow, first)
@@ -109,7 +114,14 @@ class Transfers:
             movement = await self._movement(
                 uow, cmd, source, target, amount, quote, note or None, now
             )
-            outcome = await book(uow, movement)
+            try:
+                outcome = await book(uow, movement)
+            except KeyTaken:  # a call with the same key booked first: its answer is ours
+                first = await first_answer(
+                    uow, cmd.user.id, cmd.idempotency_key, OPERATION, cmd.request()
+                )
+                assert first is not None, "a taken key has its answer"
+                return await replay(uow, first)
             if quote is not None:
                 await mark_spent(uow, quote, outcome.transaction, now)
             await uow.commit()
@@ -190,7 +202,11 @@ class Transfers:
                 currency=amount.currency.value,
                 **(quote_audit(quote) if quote else {}),
             ),
-            idempotent=Idempotent(cmd.user.id, cmd.idempotency_key),
+            idempotent=Idempotent(
+                cmd.user.id,
+                cmd.idempotency_key,
+                claim=None if quote else (OPERATION, request_hash(OPERATION, cmd.request())),
+            ),
         )
 
 
