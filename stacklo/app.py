@@ -27,7 +27,7 @@ from stacklo import graphiql
 from stacklo.auth.passwords import Argon2Hasher
 from stacklo.auth.rbac import Authorizer
 from stacklo.auth.throttle import AuthThrottle
-from stacklo.auth.tokens import Authenticator, JwtTokens
+from stacklo.auth.tokens import Authenticator, JwtTokens, ViewerCache
 from stacklo.config import Settings
 from stacklo.data.buckets import SharedBuckets
 from stacklo.data.db import create_engine, migrate, start_embedded
@@ -230,15 +230,21 @@ def build_services(
     )
     limits = DailyLimits(settings.unverified_daily_limits, utcnow)
     rates = build_rates(settings, uow)
+    authenticator = Authenticator(tokens, uow, utcnow, ViewerCache(settings.viewer_cache_seconds))
     return Services(
         settings=settings,
         uow=uow,
         clock=utcnow,
         visibility=Visibility(Authorizer()),
         auth=AuthService(
-            uow, hasher, tokens, utcnow, timedelta(seconds=settings.refresh_token_ttl_seconds)
+            uow,
+            hasher,
+            tokens,
+            utcnow,
+            timedelta(seconds=settings.refresh_token_ttl_seconds),
+            ended=authenticator.cache.forget_user,
         ),
-        authenticator=Authenticator(tokens, uow, utcnow),
+        authenticator=authenticator,
         throttle=AuthThrottle(
             settings.redis_url,
             settings.auth_attempts_per_address,
@@ -265,7 +271,7 @@ def build_services(
             buffer=settings.subscription_buffer,
             per_user=settings.subscriptions_per_user,
         ),
-        sessions=SessionGuard(uow, utcnow),
+        sessions=SessionGuard(uow, utcnow, forget=authenticator.cache.forget),
         merchants=Merchants(uow, utcnow),
         checkouts=build_checkouts(settings, uow),
         plans=Plans(uow, utcnow, settings.lending()),

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     jwt_audience: str = "stacklo-api"
     access_token_ttl_seconds: int = Field(default=900, ge=5, le=86_400)
     refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=300)
+    # How long a live session's viewer is remembered between requests (0: ask every time).
+    viewer_cache_seconds: float = Field(default=10.0, ge=0, le=60)
 
     # Argon2id cost. The defaults are the RFC 9106 "second recommended" profile (64 MiB,
     # t=3); tests lower them because they hash hundreds of passwords.

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import jwt
 
 from stacklo.domain.errors import Unauthenticated
-from stacklo.domain.models import Viewer
+from stacklo.domain.models import User, Viewer
 from stacklo.domain.ports import Clock, UnitOfWorkFactory
 
 
@@ -81,23 +83,85 @@ class JwtTokens:
         return hashlib.sha256(token.encode()).hexdigest()
 
 
-class Authenticator:
-    """Bearer token -> Viewer. One query: the session must still be live (logout is immediate)."""
+class ViewerCache:
+    """Live sessions' viewers, remembered for ``seconds`` so a signed-in request costs no
+    database round trip.
 
-    def __init__(self, tokens: JwtTokens, uow: UnitOfWorkFactory, clock: Clock):
+    Invariant: a viewer is never served after its session ended and this process heard of it.
+    ``forget`` (the session guard, as the ended-sessions event reaches every process) and
+    ``forget_user`` (this process, the moment it ends a session) drop entries; a lookup that
+    was in flight while anything was forgotten is not stored (the generation moved on), so a
+    row read just before a session ended cannot outlive the news. If the news is lost (the
+    broadcast is down), an entry lives ``seconds`` at most: changes to a user's roles or
+    identity status reach their cached viewer within that time too.
+    """
+
+    def __init__(self, seconds: float, size: int = 100_000):
+        self._seconds = seconds
+        self._size = size
+        self._entries: dict[uuid.UUID, tuple[float, User]] = {}
+        self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def get(self, session_id: uuid.UUID) -> User | None:
+        found = self._entries.get(session_id)
+        if found is None:
+            return None
+        if time.monotonic() - found[0] > self._seconds:
+            del self._entries[session_id]
+            return None
+        return found[1]
+
+    def put(self, session_id: uuid.UUID, user: User, generation: int) -> None:
+        if self._seconds <= 0 or generation != self._generation:
+            return
+        if len(self._entries) >= self._size:  # the oldest goes first (insertion order)
+            del self._entries[next(iter(self._entries))]
+        self._entries[session_id] = (time.monotonic(), user)
+
+    def forget(self, session_ids: Iterable[uuid.UUID]) -> None:
+        self._generation += 1
+        for session_id in session_ids:
+            self._entries.pop(session_id, None)
+
+    def forget_user(self, user_id: uuid.UUID) -> None:
+        self._generation += 1
+        for session_id in [s for s, (_, u) in self._entries.items() if u.id == user_id]:
+            del self._entries[session_id]
+
+
+class Authenticator:
+    """Bearer token -> Viewer. The session must still be live (logout is immediate): one
+    query, or none while ``cache`` remembers the session (see ``ViewerCache``)."""
+
+    def __init__(
+        self,
+        tokens: JwtTokens,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        cache: ViewerCache | None = None,
+    ):
         self._tokens = tokens
         self._uow = uow
         self._clock = clock
+        self.cache = cache or ViewerCache(0)
 
     async def authenticate(self, bearer: str) -> Viewer:
         try:
             claims = self._tokens.decode_access(bearer)
         except InvalidAccessToken as e:
             raise Unauthenticated("The access token is invalid or has expired.") from e
-        async with self._uow(read_only=True) as uow:
-            user = await uow.sessions.active_viewer(
-                claims.user_id, claims.session_id, self._clock()
-            )
-        if user is None:
-            raise Unauthenticated("The session has ended; sign in again.")
+        user = self.cache.get(claims.session_id)
+        if user is None or user.id != claims.user_id:
+            generation = self.cache.generation
+            async with self._uow(read_only=True) as uow:
+                user = await uow.sessions.active_viewer(
+                    claims.user_id, claims.session_id, self._clock()
+                )
+            if user is None:
+                raise Unauthenticated("The session has ended; sign in again.")
+            self.cache.put(claims.session_id, user, generation)
         return Viewer(user=user, session_id=claims.session_id, token_expires_at=claims.expires_at)

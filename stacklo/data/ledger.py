@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     Row,
     and_,
+    bindparam,
     func,
     literal_column,
     or_,
@@ -183,6 +184,23 @@ def _answer_params(answer: Answer | None) -> dict[str, Any]:
         "an_key": answer.key if answer and stored_here else None,
         "an_response": json.dumps(answer.response) if answer and stored_here else None,
     }
+
+
+# What a user sent or withdrew in a currency since a moment (``stacklo_book_accounts`` counts
+# the same, locked, for the daily cap). Built once: a check on every send.
+_OUTGOING = select(
+    func.coalesce(func.sum(ledger_transactions.c.amount), literal_column("0"))
+).where(
+    ledger_transactions.c.initiator_id == bindparam("user_id"),
+    ledger_transactions.c.created_at >= bindparam("since"),
+    ledger_transactions.c.currency == bindparam("currency"),
+    ledger_transactions.c.kind.in_(
+        [TransactionKind.TRANSFER.value, TransactionKind.WITHDRAWAL.value]
+    ),
+    ledger_transactions.c.status.notin_(
+        [TransactionStatus.FAILED.value, TransactionStatus.CANCELLED.value]
+    ),
+)
 
 
 class LedgerEntryRow:
@@ -470,20 +488,9 @@ class Ledger:
         self, user_id: uuid.UUID, currency: CurrencyCode, since: datetime
     ) -> Decimal:
         """What the user sent or withdrew in ``currency`` since ``since`` (failed ones excluded)."""
-        t = ledger_transactions
         total = (
             await self._conn.execute(
-                select(func.coalesce(func.sum(t.c.amount), literal_column("0"))).where(
-                    t.c.initiator_id == user_id,
-                    t.c.created_at >= since,
-                    t.c.currency == currency.value,
-                    t.c.kind.in_(
-                        [TransactionKind.TRANSFER.value, TransactionKind.WITHDRAWAL.value]
-                    ),
-                    t.c.status.notin_(
-                        [TransactionStatus.FAILED.value, TransactionStatus.CANCELLED.value]
-                    ),
-                )
+                _OUTGOING, {"user_id": user_id, "since": since, "currency": currency.value}
             )
         ).scalar_one()
         return Decimal(total)
@@ -516,6 +523,13 @@ class Ledger:
         return result.first() is not None
 
 
+_KEY = select(
+    idempotency_keys.c.operation, idempotency_keys.c.request_hash, idempotency_keys.c.response
+).where(
+    idempotency_keys.c.user_id == bindparam("user_id"), idempotency_keys.c.key == bindparam("key")
+)
+
+
 class Idempotency:
     def __init__(self, conn: AsyncConnection):
         self._conn = conn
@@ -541,15 +555,7 @@ class Idempotency:
         return found
 
     async def find(self, user_id: uuid.UUID, key: str) -> tuple[str, str, dict[str, Any]] | None:
-        row = (
-            await self._conn.execute(
-                select(
-                    idempotency_keys.c.operation,
-                    idempotency_keys.c.request_hash,
-                    idempotency_keys.c.response,
-                ).where(idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key)
-            )
-        ).first()
+        row = (await self._conn.execute(_KEY, {"user_id": user_id, "key": key})).first()
         return (row.operation, row.request_hash, dict(row.response)) if row else None
 
     async def save(self, user_id: uuid.UUID, key: str, response: dict[str, Any]) -> None:

@@ -242,6 +242,16 @@ class Plans:
         row = (await self._conn.execute(query.with_for_update() if for_update else query)).first()
         return (await self._with_installments([_plan(row)]))[0] if row else None
 
+    async def for_checkouts(self, checkout_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Plan]:
+        """The plans paying these checkouts, by checkout: two queries for any number."""
+        if not checkout_ids:
+            return {}
+        rows = await self._conn.execute(
+            select(installment_plans).where(installment_plans.c.checkout_id.in_(list(checkout_ids)))
+        )
+        plans = await self._with_installments([_plan(r) for r in rows])
+        return {p.checkout_id: p for p in plans}
+
     async def of_installment(self, installment_id: uuid.UUID) -> uuid.UUID | None:
         found = (
             await self._conn.execute(

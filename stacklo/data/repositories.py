@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, or_, select, tuple_, update
+from sqlalchemy import Row, and_, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -300,18 +300,31 @@ class Sessions:
     async def active_viewer(
         self, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
     ) -> User | None:
-        query = (
-            select(users)
-            .join(auth_sessions, auth_sessions.c.user_id == users.c.id)
-            .where(
-                users.c.id == user_id,
-                auth_sessions.c.id == session_id,
-                auth_sessions.c.revoked_at.is_(None),
-                auth_sessions.c.expires_at > now,
+        row = (
+            await self._conn.execute(
+                _ACTIVE_VIEWER, {"user_id": user_id, "session_id": session_id, "now": now}
             )
-        )
-        row = (await self._conn.execute(query)).first()
+        ).first()
         return _user(row) if row else None
+
+
+# Built once: statements every request runs cost only their execution, not their building.
+_ACTIVE_VIEWER = (
+    select(users)
+    .join(auth_sessions, auth_sessions.c.user_id == users.c.id)
+    .where(
+        users.c.id == bindparam("user_id"),
+        auth_sessions.c.id == bindparam("session_id"),
+        auth_sessions.c.revoked_at.is_(None),
+        auth_sessions.c.expires_at > bindparam("now"),
+    )
+)
+_WALLET = select(wallets).where(wallets.c.id == bindparam("id"))
+_WALLET_OF = select(wallets).where(
+    wallets.c.user_id == bindparam("user_id"),
+    wallets.c.currency == bindparam("currency"),
+    wallets.c.kind == AccountKind.CUSTOMER.value,
+)
 
 
 class Wallets:
@@ -342,7 +355,7 @@ class Wallets:
             raise
 
     async def get(self, wallet_id: uuid.UUID) -> Wallet | None:
-        row = (await self._conn.execute(select(wallets).where(wallets.c.id == wallet_id))).first()
+        row = (await self._conn.execute(_WALLET, {"id": wallet_id})).first()
         return wallet_of_row(row) if row else None
 
     async def get_many(self, ids: Sequence[uuid.UUID]) -> list[Wallet]:
@@ -377,13 +390,7 @@ class Wallets:
 
     async def for_user_currency(self, user_id: uuid.UUID, currency: CurrencyCode) -> Wallet | None:
         row = (
-            await self._conn.execute(
-                select(wallets).where(
-                    wallets.c.user_id == user_id,
-                    wallets.c.currency == currency.value,
-                    wallets.c.kind == AccountKind.CUSTOMER.value,
-                )
-            )
+            await self._conn.execute(_WALLET_OF, {"user_id": user_id, "currency": currency.value})
         ).first()
         return wallet_of_row(row) if row else None
 

@@ -3,9 +3,9 @@
 Invariant: a socket authenticated with session S runs nothing, and receives nothing, after S
 has ended (log-out, password change, refresh-token reuse, expiry). Four things keep it:
 
-1. Every operation on a socket re-authenticates its token against the database before it runs,
-   exactly as every HTTP request does (``stacklo/web/endpoint.py``); an expired token fails
-   the same check.
+1. Every operation on a socket re-authenticates its token before it runs, exactly as every
+   HTTP request does (``stacklo/web/endpoint.py``): against the database, or the viewers the
+   authenticator remembers, which ``end`` makes it forget; an expired token fails the check.
 2. Ending a session writes a ``SESSIONS_ENDED`` outbox event in the same statement. The relay
    publishes it on the sessions channel, which every process follows from start-up, and
    ``SessionGuard`` closes the sockets of those sessions with 4403 at once.
@@ -54,9 +54,12 @@ class SessionGuard:
         *,
         sweep_seconds: float = 30.0,
         remember: float = 120.0,
+        forget: Callable[[list[uuid.UUID]], None] = lambda session_ids: None,
     ):
         self._uow = uow
         self._clock = clock
+        # Whatever else remembers sessions (the authenticator's viewers) hears of ends here.
+        self._forget = forget
         self._sweep = sweep_seconds
         self._remember = remember
         self._sockets: dict[uuid.UUID, set[Close]] = defaultdict(set)
@@ -87,6 +90,7 @@ class SessionGuard:
 
     async def end(self, session_ids: list[uuid.UUID], via: str) -> int:
         """Close every socket of these sessions; returns how many were closed."""
+        self._forget(session_ids)
         now = time.monotonic()
         for stale in [s for s, at in self._ended.items() if now - at > self._remember]:
             del self._ended[stale]

@@ -126,6 +126,9 @@ class Merchant(relay.Node):
         ] = None,
     ) -> Connection[Checkout]:
         await _books(info, self._merchant)
+        # Its checkouts look their merchant up to decide who sees their merchant-side fields:
+        # it is this one, already read.
+        info.context.loaders.merchants.prime(self._merchant.id, self._merchant)
         services = info.context.services
         async with services.uow(read_only=True) as uow:
             page = await uow.checkouts.page(
@@ -278,7 +281,7 @@ class Checkout(relay.Node):
         if not await self._payer_side(info):
             return []
         ids = await info.context.loaders.checkout_refunds.load(self._checkout.id)
-        found = [await info.context.loaders.transactions.load(i) for i in ids]
+        found = await info.context.loaders.transactions.load_many(ids)  # one batch, not one each
         return [Transaction.of(t) for t in found if t is not None]
 
     @strawberry.field(
@@ -448,7 +451,7 @@ class InstallmentPlan(relay.Node):
 
     @strawberry.field(description="What was bought.")
     async def checkout(self, info: Info) -> Checkout:
-        found = await info.context.services.checkouts.get(self._plan.checkout_id)
+        found = await info.context.loaders.checkouts.load(self._plan.checkout_id)
         assert found is not None
         return Checkout.of(found)
 

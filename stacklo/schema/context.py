@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as _Info
 
-from stacklo.domain.commerce import Merchant
+from stacklo.domain.commerce import Checkout, Merchant
 from stacklo.domain.errors import Unauthenticated
 from stacklo.domain.identity import KycDocument
 from stacklo.domain.installments import Plan
@@ -85,7 +85,8 @@ class Services:
 
 
 class Loaders:
-    """Request-scoped batch loaders, so a list of users costs one wallet query, not N."""
+    """Request-scoped batch loaders, so a list of users costs one wallet query, not N, and a
+    page of transactions or checkouts costs the same statements at any size."""
 
     def __init__(self, services: Services):
         self._services = services
@@ -97,6 +98,7 @@ class Loaders:
         self.entries = DataLoader[uuid.UUID, Sequence[StatementEntry]](self._entries)
         self.merchants = DataLoader[uuid.UUID, Merchant | None](self._merchants)
         self.merchant_of_user = DataLoader[uuid.UUID, Merchant | None](self._merchant_of_user)
+        self.checkouts = DataLoader[uuid.UUID, Checkout | None](self._checkouts)
         self.checkout_refunds = DataLoader[uuid.UUID, list[uuid.UUID]](self._checkout_refunds)
         self.plan_of_checkout = DataLoader[uuid.UUID, Plan | None](self._plan_of_checkout)
         self.kyc_documents = DataLoader[uuid.UUID, list[KycDocument]](self._kyc_documents)
@@ -141,9 +143,15 @@ class Loaders:
             found = await uow.kyc_documents.for_users(keys)
         return [found.get(k, []) for k in keys]
 
+    async def _checkouts(self, keys: list[uuid.UUID]) -> list[Checkout | None]:
+        async with self._services.uow(read_only=True) as uow:
+            found = {c.id: c for c in await uow.checkouts.get_many(keys)}
+        return [found.get(k) for k in keys]
+
     async def _plan_of_checkout(self, keys: list[uuid.UUID]) -> list[Plan | None]:
         async with self._services.uow(read_only=True) as uow:
-            return [await uow.plans.for_checkout(k) for k in keys]
+            found = await uow.plans.for_checkouts(keys)
+        return [found.get(k) for k in keys]
 
     async def _checkout_refunds(self, keys: list[uuid.UUID]) -> list[list[uuid.UUID]]:
         async with self._services.uow(read_only=True) as uow:

@@ -285,13 +285,11 @@ class Transaction(relay.Node):
             return None
         viewer = await info.context.viewer()
         loaders = info.context.loaders
-        source = await loaders.wallets.load(t.source_wallet_id)
-        other_id = (
-            t.target_wallet_id
-            if viewer and source and source.user_id == viewer.user.id
-            else t.source_wallet_id
-        )
-        other = await loaders.wallets.load(other_id)
+        # Both wallets at once: a page of transfers then reads wallets once and owners once,
+        # whichever side the viewer is on.
+        source, target = await loaders.wallets.load_many([t.source_wallet_id, t.target_wallet_id])
+        mine = viewer is not None and source is not None and source.user_id == viewer.user.id
+        other = target if mine else source
         if other is None or other.user_id is None:
             return None
         person = await loaders.users.load(other.user_id)

@@ -95,6 +95,21 @@ async def test_log_out_revokes_the_session(client: GraphQLHTTP) -> None:
     assert again == {"success": False, "userErrors": [{"code": "INVALID_TOKEN"}]}
 
 
+async def test_a_remembered_viewer_is_forgotten_the_moment_its_session_ends(
+    client: GraphQLHTTP,
+) -> None:
+    # The first request remembers the viewer (no session query on the next ones); ending the
+    # session in this process forgets it before the answer, so the very next request fails.
+    signed = await sign_up(client)
+    assert (await client.post("{ me { email } }", token=signed.access))["data"]["me"] == {
+        "email": signed.email
+    }
+    query = "mutation($t: String!) { logOut(input: {refreshToken: $t}) { success } }"
+    assert (await client.data(query, {"t": signed.refresh}))["logOut"] == {"success": True}
+    body = await client.post("{ me { email } }", token=signed.access)
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
 CHANGE = """mutation($c: String!, $n: String!) {
   changePassword(input: {currentPassword: $c, newPassword: $n}) { success userErrors { code field } }
 }"""

@@ -7,6 +7,7 @@ signed in, and on whichever instance it is open.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -113,6 +114,28 @@ async def test_log_out_on_one_instance_closes_the_socket_on_another(
     await operate(ws, "1", WALLET_SUB)
     await client.data(LOG_OUT, {"t": alice.refresh})  # on instance a
     assert await close_code(ws) == 4403
+    await client.aclose()
+
+
+async def test_log_out_on_one_instance_ends_the_token_on_another_that_remembered_it(
+    production: Cluster,
+) -> None:
+    client, alice, _ = await _two_people(production)
+    other = GraphQLHTTP(production.b.base_url, client_address=new_address())
+    me = "{ me { email } }"
+    assert (await other.post(me, token=alice.access))["data"]["me"]["email"] == alice.email
+    await client.data(LOG_OUT, {"t": alice.refresh})  # on instance a
+    # b forgets the viewer as the ended-sessions event arrives (milliseconds); without the
+    # event it would serve it for the viewer cache's whole lifetime (10 s).
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:
+        body = await other.post(me, token=alice.access)
+        if body.get("errors"):
+            break
+        assert asyncio.get_running_loop().time() < deadline, "b still serves the ended session"
+        await asyncio.sleep(0.05)
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    await other.aclose()
     await client.aclose()
 
 

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from stacklo.auth.tokens import InvalidAccessToken, JwtTokens
+from stacklo.auth.tokens import InvalidAccessToken, JwtTokens, ViewerCache
+from stacklo.domain.models import KycStatus, Role, User
 
 SECRET = "s" * 48
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -114,3 +115,63 @@ def test_refresh_tokens_are_random_and_stored_hashed() -> None:
     raw, digest = t.new_refresh()
     assert digest == t.hash_refresh(raw) and raw not in digest and len(digest) == 64
     assert t.new_refresh()[0] != raw
+
+
+# ------------------------------------------------------------------ remembered viewers
+
+
+def _user(name: str = "ada") -> User:
+    return User(
+        id=uuid.uuid4(),
+        email=f"{name}@example.com",
+        password_hash="x",
+        full_name=name.title(),
+        phone_number=None,
+        kyc_status=KycStatus.PENDING,
+        roles=[Role.CUSTOMER],
+        created_at=datetime.now(UTC),
+    )
+
+
+def test_a_remembered_viewer_is_served_until_it_is_too_old(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr("stacklo.auth.tokens.time.monotonic", lambda: now[0])
+    cache, session, user = ViewerCache(10), uuid.uuid4(), _user()
+    cache.put(session, user, cache.generation)
+    now[0] += 9.9
+    assert cache.get(session) is user
+    now[0] += 0.2
+    assert cache.get(session) is None
+
+
+def test_forgetting_a_session_or_a_user_drops_their_viewers() -> None:
+    cache, ada, bo = ViewerCache(10), _user("ada"), _user("bo")
+    first, second, third = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    for session, user in ((first, ada), (second, ada), (third, bo)):
+        cache.put(session, user, cache.generation)
+    cache.forget([first])
+    assert (cache.get(first), cache.get(second), cache.get(third)) == (None, ada, bo)
+    cache.forget_user(ada.id)
+    assert (cache.get(second), cache.get(third)) == (None, bo)
+
+
+def test_a_lookup_in_flight_while_sessions_ended_is_not_remembered() -> None:
+    # The row was read just before the session ended; the news came before the answer.
+    cache, session, user = ViewerCache(10), uuid.uuid4(), _user()
+    started = cache.generation
+    cache.forget([uuid.uuid4()])
+    cache.put(session, user, started)
+    assert cache.get(session) is None
+
+
+def test_the_cache_is_bounded_and_off_at_zero() -> None:
+    cache = ViewerCache(10, size=2)
+    sessions = [uuid.uuid4() for _ in range(3)]
+    for session in sessions:
+        cache.put(session, _user(), cache.generation)
+    assert [cache.get(s) is not None for s in sessions] == [False, True, True]
+    off = ViewerCache(0)
+    off.put(sessions[0], _user(), off.generation)
+    assert off.get(sessions[0]) is None
