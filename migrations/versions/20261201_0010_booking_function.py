@@ -66,7 +66,9 @@ BEGIN
     END IF;
 
     -- 1. Lock in id order: two opposite movements cannot deadlock.
-    ids := ARRAY(SELECT DISTINCT x FROM unnest(p_wallets || p_hold_wallets) AS x ORDER BY x);
+    ids := ARRAY(
+        SELECT DISTINCT x FROM unnest(p_wallets || p_hold_wallets || p_senders) AS x ORDER BY x
+    );
     FOR w IN SELECT * FROM wallets WHERE wallets.id = ANY(ids) ORDER BY wallets.id FOR UPDATE
     LOOP
         bals := bals || w.balance;
