@@ -231,6 +231,7 @@ def build_services(
     limits = DailyLimits(settings.unverified_daily_limits, utcnow)
     rates = build_rates(settings, uow)
     authenticator = Authenticator(tokens, uow, utcnow, ViewerCache(settings.viewer_cache_seconds))
+    uow.after_commit = authenticator.cache.forget_changed
     return Services(
         settings=settings,
         uow=uow,
@@ -242,7 +243,6 @@ def build_services(
             tokens,
             utcnow,
             timedelta(seconds=settings.refresh_token_ttl_seconds),
-            ended=authenticator.cache.forget_user,
         ),
         authenticator=authenticator,
         throttle=AuthThrottle(
@@ -271,7 +271,7 @@ def build_services(
             buffer=settings.subscription_buffer,
             per_user=settings.subscriptions_per_user,
         ),
-        sessions=SessionGuard(uow, utcnow, forget=authenticator.cache.forget),
+        sessions=SessionGuard(uow, utcnow, forget=authenticator.cache.forget_changed),
         merchants=Merchants(uow, utcnow),
         checkouts=build_checkouts(settings, uow),
         plans=Plans(uow, utcnow, settings.lending()),

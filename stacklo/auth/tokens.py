@@ -6,7 +6,6 @@ import hashlib
 import secrets
 import time
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -88,12 +87,13 @@ class ViewerCache:
     database round trip.
 
     Invariant: a viewer is never served after its session ended and this process heard of it.
-    ``forget`` (the session guard, as the ended-sessions event reaches every process) and
-    ``forget_user`` (this process, the moment it ends a session) drop entries; a lookup that
+    ``forget_changed`` drops entries: called by the session guard as the ended-sessions and
+    changed-user events reach every process, and by this process's units of work the moment
+    they commit such a change; a lookup that
     was in flight while anything was forgotten is not stored (the generation moved on), so a
     row read just before a session ended cannot outlive the news. If the news is lost (the
     broadcast is down), an entry lives ``seconds`` at most: changes to a user's roles or
-    identity status reach their cached viewer within that time too.
+    identity status made elsewhere reach a cached viewer within that time too.
     """
 
     def __init__(self, seconds: float, size: int = 100_000):
@@ -122,15 +122,12 @@ class ViewerCache:
             del self._entries[next(iter(self._entries))]
         self._entries[session_id] = (time.monotonic(), user)
 
-    def forget(self, session_ids: Iterable[uuid.UUID]) -> None:
+    def forget_changed(self, sessions: set[uuid.UUID], users: set[uuid.UUID]) -> None:
+        """Sessions that ended and users who changed (roles, identity status, password)."""
         self._generation += 1
-        for session_id in session_ids:
-            self._entries.pop(session_id, None)
-
-    def forget_user(self, user_id: uuid.UUID) -> None:
-        self._generation += 1
-        for session_id in [s for s, (_, u) in self._entries.items() if u.id == user_id]:
-            del self._entries[session_id]
+        for session_id, (_, user) in list(self._entries.items()):
+            if session_id in sessions or user.id in users:
+                del self._entries[session_id]
 
 
 class Authenticator:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     Row,
+    TextClause,
     and_,
     bindparam,
     func,
@@ -139,6 +140,45 @@ def _tx(row: Row[Any]) -> Transaction:
         converted_amount=row.converted_amount,
         exchange_rate=row.exchange_rate,
     )
+
+
+def booking_statement(booking: Booking) -> tuple[TextClause, dict[str, Any]]:
+    """The one statement that books ``booking``, and its parameters (benchmarks run the same
+    SQL without the rest of the server)."""
+    tx = booking.transaction
+    params: dict[str, Any] = {
+        "tx": tx.id,
+        "status": tx.status.value,
+        "failure_reason": tx.failure_reason,
+        "completed_at": tx.completed_at,
+        "metadata": json.dumps(tx.metadata),
+        **_accounts_params(booking),
+        **_audit_params(booking.audit),
+        **_answer_params(booking.answer),
+        **transaction_event(tx),
+    }
+    if booking.change is None:
+        statement = _BOOK_NEW
+        params |= {
+            "reference": tx.reference,
+            "kind": tx.kind.value,
+            "currency": tx.currency.value,
+            "amount": tx.amount,
+            "fee": tx.fee,
+            "converted_currency": tx.converted_currency.value if tx.converted_currency else None,
+            "converted_amount": tx.converted_amount,
+            "exchange_rate": tx.exchange_rate,
+            "description": tx.description,
+            "initiator": tx.initiator_id,
+            "source": tx.source_wallet_id,
+            "target": tx.target_wallet_id,
+            "at": tx.created_at,
+            **_history_params(tx.history),
+        }
+    else:
+        statement = _BOOK_NEXT
+        params |= {"at": booking.change.at, **_history_params([booking.change])}
+    return statement, params
 
 
 def _accounts_params(booking: Booking) -> dict[str, Any]:
@@ -318,41 +358,7 @@ class Ledger:
     async def book(self, booking: Booking) -> None:
         """Lock, check and save the accounts, and write the transaction, its history, entries,
         events, audit record and idempotency answer: one statement (see ``_BOOKED``)."""
-        tx = booking.transaction
-        params: dict[str, Any] = {
-            "tx": tx.id,
-            "status": tx.status.value,
-            "failure_reason": tx.failure_reason,
-            "completed_at": tx.completed_at,
-            "metadata": json.dumps(tx.metadata),
-            **_accounts_params(booking),
-            **_audit_params(booking.audit),
-            **_answer_params(booking.answer),
-            **transaction_event(tx),
-        }
-        if booking.change is None:
-            statement = _BOOK_NEW
-            params |= {
-                "reference": tx.reference,
-                "kind": tx.kind.value,
-                "currency": tx.currency.value,
-                "amount": tx.amount,
-                "fee": tx.fee,
-                "converted_currency": tx.converted_currency.value
-                if tx.converted_currency
-                else None,
-                "converted_amount": tx.converted_amount,
-                "exchange_rate": tx.exchange_rate,
-                "description": tx.description,
-                "initiator": tx.initiator_id,
-                "source": tx.source_wallet_id,
-                "target": tx.target_wallet_id,
-                "at": tx.created_at,
-                **_history_params(tx.history),
-            }
-        else:
-            statement = _BOOK_NEXT
-            params |= {"at": booking.change.at, **_history_params([booking.change])}
+        statement, params = booking_statement(booking)
         try:
             await self._conn.execute(statement, params)
         except DBAPIError as e:

@@ -19,6 +19,7 @@ from stacklo.domain.events import (
     RATES,
     SESSIONS_ENDED,
     TRANSACTION,
+    USER_CHANGED,
     WALLET,
     OutboxEvent,
     transaction_to_dict,
@@ -141,6 +142,11 @@ SESSIONS_ENDED_EVENTS = _insert_events(
               jsonb_build_object('sessions', array_agg(id::text), 'reason', :ev_reason)
        FROM revoked GROUP BY user_id
        RETURNING jsonb_array_length(payload -> 'sessions') AS ended"""  # noqa: S608
+)
+# A user a statement changed (its ``changed`` CTE of id): roles or identity status.
+USER_CHANGED_EVENT = _insert_events(
+    f"""SELECT '{USER_CHANGED}', id::text, ARRAY[id], jsonb_build_object('user', id::text)
+       FROM changed"""  # noqa: S608 - constants only
 )
 # A message for one user (e.g. an installment falling due), sent only when the statement's
 # ``reminded`` CTE marked a row: a second run of the same reminder marks nothing, sends nothing.

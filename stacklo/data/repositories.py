@@ -11,7 +11,13 @@ from sqlalchemy import Row, and_, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from stacklo.data.outbox import SESSIONS_ENDED_EVENTS, WALLET_EVENTS, announced, wallet_events
+from stacklo.data.outbox import (
+    SESSIONS_ENDED_EVENTS,
+    USER_CHANGED_EVENT,
+    WALLET_EVENTS,
+    announced,
+    wallet_events,
+)
 from stacklo.data.tables import audit_events, auth_sessions, refresh_tokens, users, wallets
 from stacklo.domain.errors import Conflict
 from stacklo.domain.models import (
@@ -71,9 +77,32 @@ def wallet_of_row(row: Row[Any]) -> Wallet:
     )
 
 
+# What a signed-in viewer is made of changes with an event, so every process forgets it.
+_SET_KYC = announced(
+    USER_CHANGED_EVENT,
+    changed="""UPDATE users SET kyc_status = :status, kyc_may_resubmit = :may_resubmit,
+                  updated_at = now() WHERE id = :id RETURNING id""",
+)
+_SET_ROLES = announced(
+    USER_CHANGED_EVENT,
+    changed="""UPDATE users SET roles = CAST(:roles AS varchar[]), updated_at = now()
+               WHERE id = :id RETURNING id""",
+)
+
+
+class Changed:
+    """Who a unit of work changed that is remembered elsewhere (signed-in viewers): told to
+    ``SqlUnitOfWorkFactory.after_commit`` once the change is committed."""
+
+    def __init__(self) -> None:
+        self.sessions: set[uuid.UUID] = set()
+        self.users: set[uuid.UUID] = set()
+
+
 class Users:
-    def __init__(self, conn: AsyncConnection):
+    def __init__(self, conn: AsyncConnection, changed: Changed | None = None):
         self._conn = conn
+        self._changed = changed or Changed()
 
     async def add(self, user: User) -> None:
         try:
@@ -118,6 +147,7 @@ class Users:
         return _user(row) if row else None
 
     async def set_password_hash(self, user_id: uuid.UUID, password_hash: str) -> None:
+        self._changed.users.add(user_id)
         await self._conn.execute(
             update(users)
             .where(users.c.id == user_id)
@@ -127,18 +157,14 @@ class Users:
     async def set_kyc_status(
         self, user_id: uuid.UUID, status: KycStatus, may_resubmit: bool = True
     ) -> None:
+        self._changed.users.add(user_id)
         await self._conn.execute(
-            update(users)
-            .where(users.c.id == user_id)
-            .values(kyc_status=status.value, kyc_may_resubmit=may_resubmit, updated_at=func.now())
+            _SET_KYC, {"id": user_id, "status": status.value, "may_resubmit": may_resubmit}
         )
 
     async def set_roles(self, user_id: uuid.UUID, roles: Sequence[Role]) -> None:
-        await self._conn.execute(
-            update(users)
-            .where(users.c.id == user_id)
-            .values(roles=[r.value for r in roles], updated_at=func.now())
-        )
+        self._changed.users.add(user_id)
+        await self._conn.execute(_SET_ROLES, {"id": user_id, "roles": [r.value for r in roles]})
 
     async def page(
         self,
@@ -193,8 +219,9 @@ _SET_WALLET_STATUS = announced(
 
 
 class Sessions:
-    def __init__(self, conn: AsyncConnection):
+    def __init__(self, conn: AsyncConnection, changed: Changed | None = None):
         self._conn = conn
+        self._changed = changed or Changed()
 
     async def add(self, session: Session, token: RefreshToken) -> None:
         await self._conn.execute(
@@ -269,6 +296,7 @@ class Sessions:
         )
 
     async def revoke(self, session_id: uuid.UUID, at: datetime, reason: str) -> bool:
+        self._changed.sessions.add(session_id)
         result = await self._conn.execute(
             _REVOKE, {"one": session_id, "user": None, "keep": None, "at": at, "ev_reason": reason}
         )
@@ -277,6 +305,7 @@ class Sessions:
     async def revoke_others(
         self, user_id: uuid.UUID, keep: uuid.UUID | None, at: datetime, reason: str
     ) -> int:
+        self._changed.users.add(user_id)
         result = await self._conn.execute(
             _REVOKE, {"one": None, "user": user_id, "keep": keep, "at": at, "ev_reason": reason}
         )

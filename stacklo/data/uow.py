@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import uuid
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
@@ -17,7 +19,10 @@ from stacklo.data.lending import Credit, Plans
 from stacklo.data.notifications import NotificationStore
 from stacklo.data.outbox import Outbox
 from stacklo.data.platform import PlatformFigures
-from stacklo.data.repositories import Audit, Sessions, Users, Wallets
+from stacklo.data.repositories import Audit, Changed, Sessions, Users, Wallets
+
+# Ended sessions and changed users, told after a commit.
+AfterCommit = Callable[[set[uuid.UUID], set[uuid.UUID]], None]
 
 # Connections the current request (or WebSocket operation) may hold at once. Set per request by
 # the web layer (``limit_connections``); tasks a request spawns share it. Unset (background
@@ -51,8 +56,15 @@ class SqlUnitOfWork:
     notifications: NotificationStore
     kyc_documents: KycDocuments
 
-    def __init__(self, engine: AsyncEngine, read_only: bool = False, single_write: bool = False):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        read_only: bool = False,
+        single_write: bool = False,
+        after_commit: AfterCommit | None = None,
+    ):
         self._engine = engine
+        self._after_commit = after_commit
         self._read_only = read_only
         # One write at most, atomic on its own (a claiming booking): no BEGIN, no COMMIT.
         self._single_write = single_write
@@ -74,8 +86,9 @@ class SqlUnitOfWork:
             await self._conn.execution_options(isolation_level="AUTOCOMMIT")
         else:
             self._tx = await self._conn.begin()
-        self.users = Users(self._conn)
-        self.sessions = Sessions(self._conn)
+        self._changed = Changed()
+        self.users = Users(self._conn, self._changed)
+        self.sessions = Sessions(self._conn, self._changed)
         self.wallets = Wallets(self._conn)
         self.audit = Audit(self._conn)
         self.ledger = Ledger(self._conn)
@@ -120,11 +133,16 @@ class SqlUnitOfWork:
         if self._tx is None:
             raise RuntimeError("a read-only unit of work cannot commit")
         await self._tx.commit()
+        if self._after_commit is not None and (self._changed.sessions or self._changed.users):
+            self._after_commit(self._changed.sessions, self._changed.users)
 
 
 class SqlUnitOfWorkFactory:
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
+        # Told which sessions ended and which users changed, once committed (the viewers the
+        # authenticator remembers in this process go at once; other processes hear the events).
+        self.after_commit: AfterCommit | None = None
 
     def __call__(self, read_only: bool = False, single_write: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, read_only, single_write)
+        return SqlUnitOfWork(self.engine, read_only, single_write, self.after_commit)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -85,15 +84,12 @@ class AuthService:
         tokens: TokenIssuer,
         clock: Clock,
         refresh_ttl: timedelta,
-        ended: Callable[[uuid.UUID], None] = lambda user_id: None,
     ):
         self._uow = uow
         self._hasher = hasher
         self._tokens = tokens
         self._clock = clock
         self._refresh_ttl = refresh_ttl
-        # Told, once committed, whose sessions this process ended (remembered viewers go).
-        self._ended = ended
         self._dummy_hash: str | None = None
 
     async def sign_up(self, data: SignUp) -> IssuedSession:
@@ -220,7 +216,6 @@ class AuthService:
                     )
                 )
                 await uow.commit()
-                self._ended(session.user_id)
                 raise _INVALID_TOKEN
             if token.expires_at <= now or session.expires_at <= now:
                 raise _INVALID_TOKEN
@@ -251,7 +246,6 @@ class AuthService:
                 )
             )
             await uow.commit()
-        self._ended(session.user_id)
 
     async def change_password(self, cmd: ChangePassword) -> None:
         user_id, session_id, current, new, meta = (
@@ -294,7 +288,6 @@ class AuthService:
                 )
             )
             await uow.commit()
-        self._ended(user_id)
 
     async def _start_session(
         self, uow: UnitOfWork, user: User, now: datetime, user_agent: str | None = None

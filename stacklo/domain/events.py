@@ -22,6 +22,9 @@ RATES = "rates"
 # Sign-in sessions ended (log-out, password change, refresh-token reuse): every server process
 # closes the sockets those sessions opened. Payload: {"sessions": [ids], "reason": str}.
 SESSIONS_ENDED = "sessions_ended"
+# A user's roles or identity status changed: every server process forgets the signed-in
+# viewers it remembers for them. Payload: {"user": id}.
+USER_CHANGED = "user_changed"
 # Something to tell one user (payload ``kind``, e.g. installment.due), for the notifications
 # capability to deliver.
 NOTIFICATION = "notification"

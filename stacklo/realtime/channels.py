@@ -1,11 +1,12 @@
 """Broadcast channel names: one per user (their transactions and wallets), one for staff, one
-for rate ticks, and one for ended sign-in sessions (every process closes their sockets)."""
+for rate ticks, and one for ended sign-in sessions and changed users (every process closes
+those sessions' sockets and forgets the viewers it remembers)."""
 
 from __future__ import annotations
 
 import uuid
 
-from stacklo.domain.events import RATES, SESSIONS_ENDED, TRANSACTION, OutboxEvent
+from stacklo.domain.events import RATES, SESSIONS_ENDED, TRANSACTION, USER_CHANGED, OutboxEvent
 
 PLATFORM = "stacklo:platform"
 RATES_CHANNEL = "stacklo:rates"
@@ -21,7 +22,7 @@ def channels_for(event: OutboxEvent) -> list[str]:
     the public rates channel for rate ticks."""
     if event.topic == RATES:
         return [RATES_CHANNEL]
-    if event.topic == SESSIONS_ENDED:
+    if event.topic in (SESSIONS_ENDED, USER_CHANGED):
         return [SESSIONS_CHANNEL]
     out = [user_channel(u) for u in event.audience]
     if event.topic == TRANSACTION:

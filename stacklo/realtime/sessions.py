@@ -28,7 +28,7 @@ from typing import Protocol
 
 from prometheus_client import Counter
 
-from stacklo.domain.events import SESSIONS_ENDED, OutboxEvent
+from stacklo.domain.events import SESSIONS_ENDED, USER_CHANGED, OutboxEvent
 from stacklo.domain.ports import Clock, UnitOfWorkFactory
 from stacklo.observability import log
 from stacklo.realtime.channels import SESSIONS_CHANNEL
@@ -54,11 +54,12 @@ class SessionGuard:
         *,
         sweep_seconds: float = 30.0,
         remember: float = 120.0,
-        forget: Callable[[list[uuid.UUID]], None] = lambda session_ids: None,
+        forget: Callable[[set[uuid.UUID], set[uuid.UUID]], None] = lambda sessions, users: None,
     ):
         self._uow = uow
         self._clock = clock
-        # Whatever else remembers sessions (the authenticator's viewers) hears of ends here.
+        # Whatever else remembers sessions and users (the authenticator's viewers) hears here
+        # which sessions ended and which users changed.
         self._forget = forget
         self._sweep = sweep_seconds
         self._remember = remember
@@ -90,7 +91,7 @@ class SessionGuard:
 
     async def end(self, session_ids: list[uuid.UUID], via: str) -> int:
         """Close every socket of these sessions; returns how many were closed."""
-        self._forget(session_ids)
+        self._forget(set(session_ids), set())
         now = time.monotonic()
         for stale in [s for s, at in self._ended.items() if now - at > self._remember]:
             del self._ended[stale]
@@ -135,8 +136,11 @@ class SessionGuard:
         while True:
             try:
                 async for event in streams.events(
-                    SESSIONS_CHANNEL, lambda e: e.topic == SESSIONS_ENDED
+                    SESSIONS_CHANNEL, lambda e: e.topic in (SESSIONS_ENDED, USER_CHANGED)
                 ):
+                    if event.topic == USER_CHANGED:
+                        self._forget(set(), {uuid.UUID(event.payload["user"])})
+                        continue
                     ended = [uuid.UUID(s) for s in event.payload.get("sessions", ())]
                     await self.end(ended, "event")
             except SlowConsumer:

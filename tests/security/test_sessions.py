@@ -9,12 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 
 import pytest
 import websockets
 
 from tests.conftest import Server
-from tests.helpers import LOG_IN, PASSWORD, SEND, GraphQLHTTP, SignedUp, key, sign_up, wallets
+from tests.helpers import (
+    LOG_IN,
+    PASSWORD,
+    SEND,
+    GraphQLHTTP,
+    SignedUp,
+    admin_token,
+    key,
+    sign_up,
+    unique_email,
+    verify_identity,
+    wallets,
+)
 from tests.security.conftest import PAYSTACK_SECRET, Cluster, new_address
 from tests.security.helpers import answer, close_code, fund, open_socket, operate
 
@@ -135,6 +148,34 @@ async def test_log_out_on_one_instance_ends_the_token_on_another_that_remembered
         assert asyncio.get_running_loop().time() < deadline, "b still serves the ended session"
         await asyncio.sleep(0.05)
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    await other.aclose()
+    await client.aclose()
+
+
+async def test_a_users_new_identity_status_reaches_the_instance_that_remembered_them(
+    production: Cluster,
+) -> None:
+    client, alice, _ = await _two_people(production)
+    email = unique_email("admin")
+    made = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "stacklo", "create-admin", "--email", email),
+        *("--password", PASSWORD),
+        env=production.env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(made.communicate(), 60)
+    assert made.returncode == 0, err
+    admin = await admin_token(client, (email, PASSWORD))
+    other = GraphQLHTTP(production.b.base_url, client_address=new_address())
+    status = "{ me { kycStatus } }"
+    assert (await other.data(status, token=alice.access))["me"]["kycStatus"] == "PENDING"
+    await verify_identity(client, alice, admin)  # on instance a
+    # b forgets the remembered viewer as the changed-user event arrives.
+    deadline = asyncio.get_running_loop().time() + 5
+    while (await other.data(status, token=alice.access))["me"]["kycStatus"] != "VERIFIED":
+        assert asyncio.get_running_loop().time() < deadline, "b still serves the old status"
+        await asyncio.sleep(0.05)
     await other.aclose()
     await client.aclose()
 

@@ -151,9 +151,9 @@ def test_forgetting_a_session_or_a_user_drops_their_viewers() -> None:
     first, second, third = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     for session, user in ((first, ada), (second, ada), (third, bo)):
         cache.put(session, user, cache.generation)
-    cache.forget([first])
+    cache.forget_changed({first}, set())
     assert (cache.get(first), cache.get(second), cache.get(third)) == (None, ada, bo)
-    cache.forget_user(ada.id)
+    cache.forget_changed(set(), {ada.id})
     assert (cache.get(second), cache.get(third)) == (None, bo)
 
 
@@ -161,7 +161,7 @@ def test_a_lookup_in_flight_while_sessions_ended_is_not_remembered() -> None:
     # The row was read just before the session ended; the news came before the answer.
     cache, session, user = ViewerCache(10), uuid.uuid4(), _user()
     started = cache.generation
-    cache.forget([uuid.uuid4()])
+    cache.forget_changed({uuid.uuid4()}, set())
     cache.put(session, user, started)
     assert cache.get(session) is None
 
