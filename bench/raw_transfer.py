@@ -19,7 +19,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -36,7 +36,6 @@ from stacklo.domain.ledger import (
     Booking,
     Cap,
     Claim,
-    Refused,
     Transaction,
     TransactionKind,
     TransactionStatus,
@@ -46,11 +45,12 @@ from stacklo.domain.money import CurrencyCode, Money
 from stacklo.domain.outcomes import request_hash
 from stacklo.domain.spending import DEFAULT_UNVERIFIED_DAILY
 
-KEY = "SELECT operation, request_hash, response FROM idempotency_keys WHERE user_id = $1 AND key = $2"
+KEY = (
+    "SELECT operation, request_hash, response FROM idempotency_keys WHERE user_id = $1 AND key = $2"
+)
 WALLET = "SELECT * FROM wallets WHERE id = $1"
-OUTGOING = """SELECT coalesce(sum(amount), 0) FROM ledger_transactions
-  WHERE initiator_id = $1 AND created_at >= $2 AND currency = $3
-    AND kind IN ('TRANSFER', 'WITHDRAWAL') AND status NOT IN ('FAILED', 'CANCELLED')"""
+OUTGOING = """SELECT coalesce(sum(amount), 0) FROM daily_outgoing
+  WHERE user_id = $1 AND day = $2 AND currency = $3"""
 
 _pool: asyncpg.Pool | None = None
 _booking: tuple[str, tuple[str, ...]] | None = None
@@ -81,8 +81,7 @@ async def transfer(request: Request) -> Response:
             return Response(b'{"error":"NOT_FOUND"}', 404, media_type="application/json")
         code = CurrencyCode(source["currency"])
         now = datetime.now(UTC)
-        midnight = datetime.combine(now.date(), time(0), tzinfo=UTC)
-        used = await conn.fetchval(OUTGOING, user, midnight, code.value)
+        used = await conn.fetchval(OUTGOING, user, now.date(), code.value)
         limit = DEFAULT_UNVERIFIED_DAILY[code]
         if used + amount > limit or source["balance"] - source["held"] < amount:
             return Response(b'{"error":"REFUSED"}', 422, media_type="application/json")
@@ -107,7 +106,7 @@ async def transfer(request: Request) -> Response:
             transfer_postings(source_id, target_id, money),
             [],
             [source_id],
-            Cap(user, code, midnight, limit, amount),
+            Cap(user, code, now.date(), limit, amount),
             None,
             Answer(user, key, answer, claim),
         )

@@ -1,30 +1,32 @@
-"""Wallet-to-wallet transfer throughput over the public API, next to PostgreSQL's own ceiling.
+"""Money movement throughput over the public API, next to the same SQL without the server and
+next to PostgreSQL's own ceiling, all in one run on one PostgreSQL.
 
-    .venv/bin/python bench/transfers.py --start-server [--server-workers 2] \\
-        --pgbench-dsn postgresql://postgres@127.0.0.1:5432/postgres
-    .venv/bin/python bench/transfers.py --url http://127.0.0.1:8000 --pgbench-dsn ...
+    .venv/bin/python bench/transfers.py [--patterns uniform,merchant,deposits] [--clients 16] \\
+        [--seconds 20] [--server-workers 2] [--dsn postgresql://postgres@127.0.0.1:5432/postgres]
 
-What is measured: N users are signed up and funded through the public GraphQL API (signUp,
-startDeposit, the sandbox payment page), then C concurrent clients call ``sendMoney`` for T
-seconds, each request from a random user to another random one, 1.00 at a time. Every request
-is timed end to end with ``time.perf_counter`` (HTTP/1.1 keep-alive, one connection pool of C),
-so the figure includes GraphQL parsing, authentication (the per-request session check), the
-ledger's double-entry transaction with its row locks, and the response. Printed: successful
-transfers per second, p50/p90/p99/max latency, and outcomes (ok, userErrors by code, errors).
-A keep-alive connection stays on the uvicorn worker that accepted it, and the kernel need not
-spread C connections opened at once evenly (7 of 8 on one of two workers has been seen), so
-compare worker counts with C well above W.
+Load comes from wrk (a compiled HTTP load generator, ``make bench`` installs it from Debian's
+packages) driven by a Lua script per pattern, with one thread and ``--clients`` keep-alive
+connections, so the client takes little of the CPU being measured; its own CPU is printed.
 
-Why pgbench: a transfer is, at heart, a short read-modify-write transaction on a few hot rows,
-which is what pgbench's TPC-B-like script is. Running it with the same client count on the
-same PostgreSQL gives the ceiling for this machine, so ``transfers/s / pgbench TPS`` says how
-much of the database's capacity the application keeps, independent of the hardware. The
-target is a ratio of at least 0.5.
+Patterns (each on the same server and scratch database, one after another):
 
-With ``--start-server`` the script creates a fresh database ``stacklo_bench_<random>`` on the
-``--pgbench-dsn`` server, migrates it, runs ``stacklo serve --workers W`` on a free port with
-cheap Argon2 (sign-up is setup, not what is measured) and drops the database at the end.
-pgbench runs after the server has stopped, on its own scratch database, also dropped.
+- ``uniform``: ``sendMoney`` of 1.00 between random pairs of ``--users`` funded users;
+- ``merchant``: ``payCheckout`` of open checkouts of ONE merchant by random customers (every
+  payment credits that merchant's payable and the fee account: the checkout case);
+- ``deposits``: provider confirmations of deposits started beforehand (the sandbox payment
+  page delivers the provider's signed webhook): every credit debits the one provider clearing
+  account.
+
+Then, with the server stopped: ``raw``, the uniform pattern against bench/raw_transfer.py (bare
+Starlette + asyncpg running the server's own SQL for a transfer: the key lookup, two wallet
+reads, the daily total, the booking statement) with the same worker count, and pgbench's
+TPC-B-like script with the same client count (the ceiling for a short read-modify-write
+transaction on this machine). Printed per run: completed operations per second, latency
+percentiles, server and PostgreSQL CPU per operation, wrk's CPU, and ratios: to pgbench, to
+the raw baseline, and for the hot-account patterns to the uniform run.
+
+Targets: uniform >= 0.25 x pgbench (p99 under 100 ms at half that rate), and each hot-account
+pattern >= 0.5 x uniform.
 """
 
 from __future__ import annotations
@@ -32,414 +34,581 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import math
 import os
-import random
-import re
+import resource
 import secrets
 import shutil
 import sys
+import tempfile
 import time
 import uuid
-import warnings
-from collections import Counter
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import httpx
+from strawberry.relay import from_base64, to_base64
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
     CHEAP_ARGON2,
     DEFAULT_DSN,
-    SEND_MONEY,
+    ROOT,
     UNTHROTTLED,
     BenchError,
     User,
-    balance,
     cancel_on_sigterm,
-    fetchval,
-    flatten,
+    cpu_seconds,
+    free_port,
     fund,
+    graphql,
+    log_tail,
+    migrated_database,
+    record,
     redacted,
     scratch_database,
+    serving,
     sign_up,
-    spread_line,
-    started_server,
+    user_errors,
+    wait_ready,
 )
 
-TARGET_RATIO = 0.5
-FUND_TIMEOUT = 30.0
+PATTERNS = ("uniform", "merchant", "deposits")
+TARGET_PGBENCH, TARGET_HOT = 0.25, 0.5
 AMOUNT = "1.00"
+
+SEND_MONEY = (
+    "mutation S($input: SendMoneyInput!) { sendMoney(input: $input) "
+    "{ transaction { reference status } userErrors { code } } }"
+)
+PAY_CHECKOUT = (
+    "mutation P($input: PayCheckoutInput!) { payCheckout(input: $input) "
+    "{ checkout { status } userErrors { code } } }"
+)
+START_DEPOSIT = (
+    "mutation D($input: StartDepositInput!) { startDeposit(input: $input) "
+    "{ paymentUrl userErrors { code } } }"
+)
+
+# One wrk thread; ``request`` builds each request from the tables the bench writes above it,
+# ``response`` counts answers that carry ``ok`` (the operation completed), ``done`` prints JSON.
+LUA = r"""
+local threads = {}
+function setup(thread) table.insert(threads, thread); thread:set("tid", #threads) end
+function init(args)
+  math.randomseed(os.time() * 1000 + tid); ok = 0; bad = 0; n = 0; sample = ""
+end
+function response(status, headers, body)
+  if status < 400 and string.find(body, ok_marker, 1, true) then ok = ok + 1
+  else bad = bad + 1; if sample == "" then sample = body:sub(1, 300) end end
+end
+function done(summary, latency, requests)
+  local o, b, s = 0, 0, ""
+  for _, t in ipairs(threads) do
+    o = o + t:get("ok"); b = b + t:get("bad"); if s == "" then s = t:get("sample") end
+  end
+  io.write(string.format(
+    '\nWRK {"ok": %d, "bad": %d, "requests": %d, "seconds": %.3f, "errors": %d, ' ..
+    '"p50": %.3f, "p90": %.3f, "p99": %.3f, "max": %.3f, "sample": %q}\n',
+    o, b, summary.requests, summary.duration / 1e6,
+    summary.errors.connect + summary.errors.read + summary.errors.write +
+      summary.errors.status + summary.errors.timeout,
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000, s))
+end
+"""
+
+UNIFORM_LUA = r"""
+ok_marker = '"COMPLETED"'
+function request()
+  local i = math.random(#users); local j = math.random(#users - 1); if j >= i then j = j + 1 end
+  n = n + 1
+  local body = '{"query":' .. query .. ',"variables":{"input":{"fromWalletId":"' ..
+    users[i][2] .. '","to":{"walletId":"' .. users[j][2] ..
+    '"},"amount":"1.00","idempotencyKey":"' .. run .. tid .. '-' .. n .. '"}}}'
+  return wrk.format("POST", "/graphql",
+    {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. users[i][1]}, body)
+end
+"""
+
+MERCHANT_LUA = r"""
+ok_marker = '"PAID"'
+function request()
+  n = n + 1
+  local i = math.random(#users)
+  local c = checkouts[(n - 1) % #checkouts + 1]
+  local body = '{"query":' .. query .. ',"variables":{"input":{"checkoutId":"' .. c ..
+    '","walletId":"' .. users[i][2] .. '","method":"WALLET","idempotencyKey":"' ..
+    run .. tid .. '-' .. n .. '"}}}'
+  return wrk.format("POST", "/graphql",
+    {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. users[i][1]}, body)
+end
+"""
+
+DEPOSITS_LUA = r"""
+ok_marker = ''
+function request()
+  n = n + 1
+  return wrk.format("POST", pages[(n - 1) % #pages + 1],
+    {["Content-Type"] = "application/x-www-form-urlencoded"}, "outcome=success")
+end
+"""
+
+RAW_LUA = r"""
+ok_marker = '"COMPLETED"'
+function request()
+  local i = math.random(#users); local j = math.random(#users - 1); if j >= i then j = j + 1 end
+  n = n + 1
+  local body = '{"user":"' .. users[i][1] .. '","from":"' .. users[i][2] .. '","to":"' ..
+    users[j][2] .. '","amount":"1.00","key":"' .. run .. tid .. '-' .. n .. '"}'
+  return wrk.format("POST", "/transfer", {["Content-Type"] = "application/json"}, body)
+end
+"""
 
 
 @dataclass
-class LoadResult:
-    elapsed: float = 0.0
-    latencies: list[float] = field(default_factory=list)
-    ok_latencies: list[float] = field(default_factory=list)
-    ok: int = 0
-    ok_statuses: Counter[str] = field(default_factory=Counter)
-    user_errors: Counter[str] = field(default_factory=Counter)
-    errors: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def requests(self) -> int:
-        return len(self.latencies)
+class Run:
+    name: str
+    ok: int
+    requests: int
+    seconds: float
+    p50: float
+    p99: float
+    p90: float
+    max: float
+    server_cpu: float  # seconds, the server's processes
+    postgres_cpu: float  # seconds, the backends of the scratch database
+    wrk_cpu: float  # seconds
+    bad: int
+    sample: str
 
     @property
     def rate(self) -> float:
-        return self.ok / self.elapsed if self.elapsed else 0.0
+        return self.ok / self.seconds if self.seconds else 0.0
+
+    def per_op(self, seconds: float) -> float:
+        return 1000 * seconds / self.ok if self.ok else math.nan
 
 
-@dataclass
-class PgbenchResult:
-    tps: float
-    command: str
+# ------------------------------------------------------------------------------ tools ----
 
 
-# --------------------------------------------------------------------------- server ----
+def lua_table(rows: list[list[str]] | list[str]) -> str:
+    def cell(value: str | list[str]) -> str:
+        if isinstance(value, list):
+            return "{" + ",".join(json.dumps(v) for v in value) + "}"
+        return json.dumps(value)
+
+    return "{" + ",".join(cell(r) for r in rows) + "}"
 
 
-def server_settings(args: argparse.Namespace) -> dict[str, str]:
-    """What the started server runs with besides its defaults."""
-    settings = {**CHEAP_ARGON2, **UNTHROTTLED}
-    budget = args.warmup + args.seconds + 600  # setup and polling, generously
-    if budget > 900:  # longer than the default access-token lifetime
-        settings["STACKLO_ACCESS_TOKEN_TTL_SECONDS"] = str(min(86_400, int(budget)))
-    return settings
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its children (uvicorn's workers)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:
+            with contextlib.suppress(OSError):
+                total += cpu_seconds(int(stat.parent.name))
+    return total
 
 
-# ---------------------------------------------------------------------------- users ----
+async def backends_cpu(dsn: str, database: str) -> float:
+    """CPU seconds so far of the PostgreSQL backends connected to ``database`` (same host)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        pids = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            database,
+        )
+    finally:
+        await conn.close()
+    total = 0.0
+    for row in pids:
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(row["pid"])
+    return total
 
 
-async def wait_funded(client: httpx.AsyncClient, base: str, users: list[User]) -> list[Decimal]:
-    """Poll until every wallet shows the deposit (a fresh wallet starts at zero)."""
-    deadline = time.monotonic() + FUND_TIMEOUT
-    balances: dict[str, Decimal] = {}
-    while True:
-        pending = [u for u in users if balances.get(u.email, Decimal(0)) <= 0]
-        if not pending:
-            return [balances[u.email] for u in users]
-        if time.monotonic() > deadline:
-            raise BenchError(
-                f"{len(pending)} of {len(users)} wallets still unfunded after {FUND_TIMEOUT:.0f} s"
-                f" (e.g. {pending[0].email})"
-            )
-        found = await asyncio.gather(*(balance(client, base, u) for u in pending))
-        balances.update((u.email, b) for u, b in zip(pending, found, strict=True))
-        await asyncio.sleep(0.25)
+def find_wrk() -> str:
+    found = shutil.which("wrk")
+    if not found:
+        raise BenchError("wrk is not installed: `make bench` installs it (Debian package wrk)")
+    return found
 
 
-async def setup_users(client: httpx.AsyncClient, base: str, args: argparse.Namespace) -> list[User]:
-    """Sign everyone up, then fund every wallet; at most ``--clients`` requests at a time."""
-    run = secrets.token_hex(4)
-    limit = asyncio.Semaphore(args.clients)
+async def wrk(
+    name: str,
+    base: str,
+    script: str,
+    clients: int,
+    seconds: float,
+    server_pid: int,
+    admin_dsn: str,
+    database: str,
+) -> Run:
+    """Run wrk with ``script`` for ``seconds``; the server's, PostgreSQL's and wrk's CPU."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script + LUA)
+        path = f.name
+    try:
+        server0, pg0 = tree_cpu(server_pid), await backends_cpu(admin_dsn, database)
+        children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        process = await asyncio.create_subprocess_exec(
+            find_wrk(), "-t1", f"-c{clients}", f"-d{math.ceil(seconds)}s", "--timeout", "10s",
+            "-s", path, base,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        output, _ = await process.communicate()
+        children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        server1, pg1 = tree_cpu(server_pid), await backends_cpu(admin_dsn, database)
+    finally:
+        os.unlink(path)
+    text = output.decode(errors="replace")
+    line = next((x for x in text.splitlines() if x.startswith("WRK ")), None)
+    if process.returncode != 0 or line is None:
+        raise BenchError(f"wrk failed ({process.returncode}):\n{text[-2000:]}")
+    got: dict[str, Any] = json.loads(line[4:])
+    wrk_cpu = (children1.ru_utime - children0.ru_utime) + (children1.ru_stime - children0.ru_stime)
+    return Run(
+        name, got["ok"], got["requests"], got["seconds"], got["p50"], got["p99"], got["p90"],
+        got["max"], server1 - server0, pg1 - pg0, wrk_cpu, got["bad"], got["sample"],
+    )  # fmt: skip
+
+
+def header(run_id: str, query: str, tables: dict[str, str]) -> str:
+    lines = [f"local run = {json.dumps(run_id)}", f"local query = {json.dumps(json.dumps(query))}"]
+    lines += [f"{name} = {value}" for name, value in tables.items()]
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------ setup ----
+
+
+async def setup_users(client: httpx.AsyncClient, base: str, count: int) -> list[User]:
+    run, limit = secrets.token_hex(4), asyncio.Semaphore(16)
 
     async def one(index: int) -> User:
         async with limit:
-            return await sign_up(client, base, "bench", run, index, args.currency)
+            user = await sign_up(client, base, "bench", run, index, "NGN")
+            await fund(client, base, user, "400000")
+            return user
 
-    async def pay(user: User) -> None:
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+async def funded(dsn: str, count: int) -> None:
+    """Wait until every customer wallet shows its deposit (the credit is asynchronous)."""
+    deadline = time.monotonic() + 60
+    conn = await asyncpg.connect(dsn)
+    try:
+        while True:
+            done = await conn.fetchval(
+                "SELECT count(*) FROM wallets WHERE kind = 'CUSTOMER' AND balance > 0"
+            )
+            if done >= count:
+                return
+            if time.monotonic() > deadline:
+                raise BenchError(f"only {done} of {count} wallets funded after 60 s")
+            await asyncio.sleep(0.25)
+    finally:
+        await conn.close()
+
+
+async def open_checkouts(dsn: str, owner: User, count: int) -> list[str]:
+    """One ACTIVE merchant (owned by ``owner``) and ``count`` open checkouts of 1.00, written
+    straight to the database: set-up, not what is measured."""
+    merchant = uuid.uuid4()
+    user = uuid.UUID(from_base64(owner.wallet_id)[1])
+    conn = await asyncpg.connect(dsn)
+    try:
+        owner_id = await conn.fetchval("SELECT user_id FROM wallets WHERE id = $1", user)
+        await conn.execute(
+            "INSERT INTO merchants (id, user_id, name, category, settlement_currency, status)"
+            " VALUES ($1, $2, 'Bench Shop', 'retail', 'NGN', 'ACTIVE')",
+            merchant,
+            owner_id,
+        )
+        ids = await conn.fetch(
+            "INSERT INTO checkouts (id, merchant_id, currency, amount, status, expires_at)"
+            " SELECT gen_random_uuid(), $1, 'NGN', 1.00, 'OPEN', now() + interval '2 hours'"
+            " FROM generate_series(1, $2) RETURNING id",
+            merchant,
+            count,
+        )
+    finally:
+        await conn.close()
+    return [to_base64("Checkout", str(r["id"])) for r in ids]
+
+
+async def started_deposits(
+    client: httpx.AsyncClient, base: str, users: list[User], count: int
+) -> list[str]:
+    """``count`` deposits of 1.00 started through the API: their payment pages' paths."""
+    limit = asyncio.Semaphore(16)
+
+    async def one(index: int) -> str:
+        user = users[index % len(users)]
+        variables = {
+            "input": {"walletId": user.wallet_id, "amount": AMOUNT, "idempotencyKey": str(index)}
+        }
         async with limit:
-            await fund(client, base, user, args.funding)
+            payload = (await graphql(client, base, START_DEPOSIT, variables, user.token))[
+                "startDeposit"
+            ]
+        user_errors(payload, "startDeposit")
+        url: str = payload["paymentUrl"]
+        return url.removeprefix(base)
 
-    started = time.perf_counter()
-    async with asyncio.TaskGroup() as group:  # the first failure cancels the rest
-        signing = [group.create_task(one(i)) for i in range(args.users)]
-    users = [task.result() for task in signing]
-    async with asyncio.TaskGroup() as group:
-        for user in users:
-            group.create_task(pay(user))
-    funded = await wait_funded(client, base, users)
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+async def completed(dsn: str, kind: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        found: int = await conn.fetchval(
+            "SELECT count(*) FROM ledger_transactions WHERE kind = $1 AND status = 'COMPLETED'",
+            kind,
+        )
+        return found
+    finally:
+        await conn.close()
+
+
+# --------------------------------------------------------------------------- baselines ----
+
+
+@contextlib.asynccontextmanager
+async def raw_server(dsn: str, workers: int, log: Path) -> Any:
+    port = free_port()
+    env = {**os.environ, "STACKLO_RAW_DSN": dsn, "PYTHONPATH": str(ROOT)}
+    with log.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "uvicorn", "bench.raw_transfer:app", "--port", str(port),
+            "--workers", str(workers), "--no-access-log", "--log-level", "warning",
+            env=env, stdout=out, stderr=out, cwd=ROOT,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        async with httpx.AsyncClient() as client:
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    await client.post(base + "/transfer", content=b"{}")
+                    break
+                if process.returncode is not None or time.monotonic() > deadline:
+                    raise BenchError(f"the raw server did not start:\n{log_tail(log)}")
+                await asyncio.sleep(0.2)
+        yield base, process.pid
+    finally:
+        process.terminate()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), 10)
+
+
+async def pgbench(dsn: str, clients: int, seconds: float) -> tuple[float, str]:
+    binary = shutil.which("pgbench")
+    if not binary:
+        raise BenchError("pgbench is not installed (PostgreSQL's client package)")
+    async with scratch_database(dsn, "stacklo_pgbench") as scratch:
+        init = await asyncio.create_subprocess_exec(
+            binary, "-i", "-q", "-s", "10", scratch,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        await init.wait()
+        options = ["-c", str(clients), "-j", "2", "-T", str(math.ceil(seconds)), "-M", "prepared"]
+        process = await asyncio.create_subprocess_exec(
+            binary, *options, scratch, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        output = (await process.communicate())[0].decode()
+    for line in output.splitlines():
+        if line.startswith("tps = "):
+            return float(line.split()[2]), "pgbench " + " ".join(options)
+    raise BenchError(f"no tps line in pgbench's output:\n{output[-2000:]}")
+
+
+# ------------------------------------------------------------------------------- main ----
+
+
+def show(run: Run, clients: int, notes: str = "") -> None:
     print(
-        f"set up {len(users)} users, funded {min(funded)}..{max(funded)} {args.currency} each, "
-        f"in {time.perf_counter() - started:.1f} s",
+        f"{run.name:<10} {run.rate:8.1f}/s  p50 {run.p50:6.1f}  p90 {run.p90:6.1f}  "
+        f"p99 {run.p99:6.1f}  max {run.max:7.1f} ms  server {run.per_op(run.server_cpu):5.2f} "
+        f"ms/op  postgres {run.per_op(run.postgres_cpu):5.2f} ms/op  wrk "
+        f"{100 * run.wrk_cpu / run.seconds:4.0f}% of a core  ({run.ok} ok, "
+        f"{run.bad} not, {clients} connections){notes}",
         flush=True,
     )
-    return users
+    if run.bad and run.sample:
+        print(f"           first answer not counted: {run.sample[:200]}")
 
 
-# ----------------------------------------------------------------------------- load ----
-
-
-async def transfer(
-    client: httpx.AsyncClient, base: str, users: list[User], result: LoadResult
-) -> None:
-    sender, recipient = random.sample(users, 2)
-    body = {
-        "query": SEND_MONEY,
-        "variables": {
-            "input": {
-                "fromWalletId": sender.wallet_id,
-                "to": {"walletId": recipient.wallet_id},
-                "amount": AMOUNT,
-                "idempotencyKey": str(uuid.uuid4()),
-                "note": "bench",
-            }
-        },
+def figures(run: Run) -> dict[str, float | int | str]:
+    return {
+        "per_second": round(run.rate, 1),
+        "p50_ms": run.p50,
+        "p90_ms": run.p90,
+        "p99_ms": run.p99,
+        "max_ms": run.max,
+        "server_cpu_ms_per_op": round(run.per_op(run.server_cpu), 3),
+        "postgres_cpu_ms_per_op": round(run.per_op(run.postgres_cpu), 3),
+        "wrk_cpu_share_of_a_core": round(run.wrk_cpu / run.seconds, 3),
+        "ok": run.ok,
+        "not_ok": run.bad,
     }
-    headers = {"authorization": f"Bearer {sender.token}"}
-    started = time.perf_counter()
-    outcome: str | None = None
-    try:
-        response = await client.post(base + "/graphql", json=body, headers=headers)
-        latency = time.perf_counter() - started
-        if response.status_code != 200:
-            outcome = f"HTTP {response.status_code}"
-        else:
-            reply = response.json()
-            if reply.get("errors"):
-                codes = [(e.get("extensions") or {}).get("code") for e in reply["errors"]]
-                outcome = f"GraphQL {codes[0] or 'error'}"
-            else:
-                payload = (reply.get("data") or {}).get("sendMoney") or {}
-                if payload.get("userErrors"):
-                    result.user_errors[payload["userErrors"][0]["code"]] += 1
-                elif payload.get("transaction"):
-                    result.ok += 1
-                    result.ok_statuses[payload["transaction"]["status"]] += 1
-                    result.ok_latencies.append(latency)
-                else:
-                    outcome = "empty payload"
-    except httpx.HTTPError as e:
-        latency = time.perf_counter() - started
-        outcome = type(e).__name__
-    except ValueError:  # not JSON
-        latency = time.perf_counter() - started
-        outcome = "invalid JSON"
-    result.latencies.append(latency)
-    if outcome:
-        result.errors[outcome] += 1
 
 
-async def load(
-    client: httpx.AsyncClient, base: str, users: list[User], clients: int, seconds: float
-) -> LoadResult:
-    result = LoadResult()
-    started = time.perf_counter()
-    deadline = started + seconds
-
-    async def worker() -> None:
-        while time.perf_counter() < deadline:
-            await transfer(client, base, users, result)
-
-    await asyncio.gather(*(worker() for _ in range(clients)))
-    result.elapsed = time.perf_counter() - started  # includes the requests still in flight
-    return result
-
-
-def outcomes_line(result: LoadResult) -> str:
-    parts = [f"ok {result.ok}"]
-    if result.ok_statuses and set(result.ok_statuses) != {"COMPLETED"}:
-        parts[0] += " (" + ", ".join(f"{k} {v}" for k, v in result.ok_statuses.items()) + ")"
-    parts += [f"userError {code} {n}" for code, n in result.user_errors.most_common()]
-    parts += [f"error {kind} {n}" for kind, n in result.errors.most_common()]
-    return "; ".join(parts)
-
-
-async def bench_transfers(base: str, args: argparse.Namespace) -> tuple[LoadResult, str]:
-    limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
-    async with httpx.AsyncClient(limits=limits, timeout=30, http1=True, http2=False) as client:
-        users = await setup_users(client, base, args)
-        before = sum([await balance(client, base, u) for u in users], Decimal(0))
-        if args.warmup > 0:
-            await load(client, base, users, args.clients, args.warmup)
-        print(f"running {args.clients} clients for {args.seconds:g} s...", flush=True)
-        result = await load(client, base, users, args.clients, args.seconds)
-        after = sum([await balance(client, base, u) for u in users], Decimal(0))
-    conservation = f"sum of user balances {before} before, {after} after"
-    if after != before:
-        conservation += f" (difference {after - before}: fees, or a ledger bug)"
-    return result, conservation
-
-
-# -------------------------------------------------------------------------- pgbench ----
-
-
-def find_pgbench() -> str:
-    found = shutil.which("pgbench")
-    if found:
-        return found
-    try:
-        with warnings.catch_warnings():  # its platformdirs import warns about XDG_RUNTIME_DIR
-            warnings.simplefilter("ignore")
-            import pgserver  # the embedded PostgreSQL wheel ships pgbench
-    except ImportError:
-        raise BenchError("pgbench not on PATH and the pgserver wheel is not installed") from None
-    path = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pgbench"
-    if not path.exists():
-        raise BenchError("pgbench not on PATH nor in the pgserver wheel")
-    return str(path)
-
-
-TPS = re.compile(r"^tps = ([0-9.]+) \((?:without initial connection time|excluding connections)")
-
-
-async def run_command(*command: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    output, _ = await process.communicate()
-    text = output.decode(errors="replace")
-    if process.returncode != 0:
-        shown = " ".join(redacted(c) for c in command)
-        raise BenchError(f"{shown} exited with {process.returncode}:\n{text[-3000:]}")
-    return text
-
-
-async def pgbench(dsn: str, clients: int, seconds: float, scale: int = 10) -> PgbenchResult:
-    """TPC-B-like pgbench on a scratch database of the same server; returns its TPS."""
-    binary = find_pgbench()
-    async with scratch_database(dsn, "stacklo_pgbench") as scratch:
-        await run_command(binary, "-i", "-s", str(scale), scratch)
-        options = [
-            "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(math.ceil(seconds)),
-            "-M", "prepared",
-        ]  # fmt: skip
-        output = await run_command(binary, *options, scratch)
-    for line in output.splitlines():
-        match = TPS.match(line.strip())
-        if match:
-            return PgbenchResult(float(match.group(1)), "pgbench " + " ".join(options))
-    raise BenchError(f"no tps line in pgbench output:\n{output[-2000:]}")
-
-
-# ----------------------------------------------------------------------------- main ----
-
-
-def decimal_string(value: str) -> str:
-    try:
-        amount = Decimal(value)
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"not a decimal amount: {value!r}") from None
-    if not amount.is_finite() or amount <= 0:
-        raise argparse.ArgumentTypeError("the amount must be positive")
-    return value
+async def measure(args: argparse.Namespace) -> dict[str, Run]:
+    runs: dict[str, Run] = {}
+    settings = {
+        **CHEAP_ARGON2,
+        **UNTHROTTLED,
+        "STACKLO_ACCESS_TOKEN_TTL_SECONDS": "86400",
+        "STACKLO_LOG_LEVEL": "WARNING",
+    }
+    async with migrated_database(args.dsn, "stacklo_bench", **settings) as scratch:
+        name = scratch.dsn.rsplit("/", 1)[1]
+        async with serving(
+            scratch.env, scratch.dir / "server.log", "--workers", str(args.server_workers)
+        ) as server:
+            await wait_ready(server)
+            print(f"stacklo serve --workers {args.server_workers} on {redacted(scratch.dsn)}")
+            limits = httpx.Limits(max_connections=32)
+            async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+                started = time.perf_counter()
+                users = await setup_users(client, server.base, args.users)
+                await funded(scratch.dsn, len(users))
+                print(f"{len(users)} users signed up and funded in "
+                      f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
+                table = lua_table([[u.token, u.wallet_id] for u in users])
+                room = int(args.seconds * 3000) + 2000  # more than the server can take
+                for pattern in args.patterns:
+                    run_id = secrets.token_hex(4)
+                    if pattern == "uniform":
+                        script = header(run_id, SEND_MONEY, {"users": table}) + UNIFORM_LUA
+                    elif pattern == "merchant":
+                        shop = await open_checkouts(scratch.dsn, users[0], room)
+                        customers = lua_table([[u.token, u.wallet_id] for u in users[1:]])
+                        script = (
+                            header(
+                                run_id,
+                                PAY_CHECKOUT,
+                                {"users": customers, "checkouts": lua_table(shop)},
+                            )
+                            + MERCHANT_LUA
+                        )
+                    else:
+                        started = time.perf_counter()
+                        count = min(room, args.deposits)
+                        pages = await started_deposits(client, server.base, users, count)
+                        print(f"{len(pages)} deposits started in "
+                              f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
+                        script = header(run_id, "", {"pages": lua_table(pages)}) + DEPOSITS_LUA
+                    before = await completed(scratch.dsn, "DEPOSIT")
+                    run = await wrk(
+                        pattern, server.base, script, args.clients, args.seconds,
+                        server.pid, args.dsn, name,
+                    )  # fmt: skip
+                    if pattern == "deposits":  # the page answers a redirect, credited or not
+                        run.ok = await completed(scratch.dsn, "DEPOSIT") - before
+                        run.bad = run.requests - run.ok
+                    runs[pattern] = run
+                    show(run, args.clients)
+        if not args.skip_raw:
+            conn = await asyncpg.connect(scratch.dsn)
+            try:
+                rows = await conn.fetch(
+                    "SELECT user_id, id FROM wallets WHERE kind = 'CUSTOMER' AND balance > 0"
+                )
+            finally:
+                await conn.close()
+            people = lua_table([[str(r["user_id"]), str(r["id"])] for r in rows])
+            async with raw_server(scratch.dsn, args.server_workers, scratch.dir / "raw.log") as (
+                base,
+                pid,
+            ):
+                script = header(secrets.token_hex(4), "", {"users": people}) + RAW_LUA
+                run = await wrk(
+                    "raw", base, script, args.clients, args.seconds, pid, args.dsn, name
+                )
+                runs["raw"] = run
+                show(run, args.clients)
+    return runs
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--url", default="http://127.0.0.1:8000", help="a running server")
-    parser.add_argument("--users", type=int, default=20)
-    parser.add_argument("--clients", type=int, default=8, help="concurrent clients")
-    parser.add_argument("--seconds", type=float, default=20, help="measured duration")
-    parser.add_argument("--warmup", type=float, default=2, help="unmeasured load first")
-    parser.add_argument("--currency", default="NGN")
-    parser.add_argument("--funding", type=decimal_string, default="100000")
-    parser.add_argument(
-        "--pgbench-dsn",
-        default=DEFAULT_DSN,
-        help="a database on the server to compare with (and to host --start-server's)",
-    )
+    parser.add_argument("--dsn", default=DEFAULT_DSN, help="a database on the PostgreSQL to use")
+    parser.add_argument("--patterns", default=",".join(PATTERNS))
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--clients", type=int, default=16, help="wrk connections")
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--server-workers", type=int, default=2)
+    parser.add_argument("--deposits", type=int, default=12_000, help="started for `deposits`")
+    parser.add_argument("--skip-raw", action="store_true")
     parser.add_argument("--skip-pgbench", action="store_true")
-    parser.add_argument(
-        "--start-server", action="store_true", help="run stacklo serve here (ignores --url)"
-    )
-    parser.add_argument(
-        "--server-workers",
-        type=int,
-        default=2,
-        help="uvicorn workers to start (with --start-server), else only reported",
-    )
     args = parser.parse_args(argv)
-    if args.users < 2:
-        parser.error("--users must be at least 2")
-    if args.clients < 1 or args.server_workers < 1:
-        parser.error("--clients and --server-workers must be at least 1")
-    if args.seconds <= 0 or args.warmup < 0:
-        parser.error("--seconds must be positive and --warmup not negative")
-    args.url = args.url.rstrip("/")
+    args.patterns = [p.strip() for p in args.patterns.split(",") if p.strip()]
+    unknown = set(args.patterns) - set(PATTERNS)
+    if unknown:
+        parser.error(f"unknown patterns {sorted(unknown)}; choose from {', '.join(PATTERNS)}")
+    if args.users < 3 or args.clients < 1 or args.server_workers < 1 or args.seconds <= 0:
+        parser.error("--users >= 3, --clients and --server-workers >= 1, --seconds > 0")
     return args
 
 
 async def run(args: argparse.Namespace) -> int:
-    cancel_on_sigterm()  # the server is stopped and the databases dropped
-    async with contextlib.AsyncExitStack() as stack:
-        base = args.url
-        if args.start_server:
-            server = started_server(
-                args.pgbench_dsn, workers=args.server_workers, **server_settings(args)
-            )
-            base = (await stack.enter_async_context(server)).base
-        result, conservation = await bench_transfers(base, args)
-    # The server is stopped by now: pgbench gets the machine to itself.
-
-    workers = f"{args.server_workers}" + (
-        " (started here)" if args.start_server else " (as stated by --server-workers)"
-    )
-    print()
-    print("== sendMoney ==")
-    print(f"server workers      {workers}")
-    print(f"client concurrency  {args.clients} (one httpx pool, HTTP/1.1 keep-alive)")
-    print(f"users / currency    {args.users} / {args.currency}, {AMOUNT} per transfer")
-    print(f"measured            {result.elapsed:.2f} s after {args.warmup:g} s warm-up")
-    print(f"requests            {result.requests}")
-    print(f"transfers/s         {result.rate:.1f}")
-    print(f"latency ms (all)    {spread_line(result.latencies)}")
-    if result.ok != result.requests:
-        print(f"latency ms (ok)     {spread_line(result.ok_latencies)}")
-    print(f"outcomes            {outcomes_line(result)}")
-    print(f"ledger              {conservation}")
-
-    pg: PgbenchResult | None = None
+    cancel_on_sigterm()
+    runs = await measure(args)
+    tps, command = (math.nan, "skipped")
     if not args.skip_pgbench:
-        print(
-            f"\nrunning pgbench with {args.clients} clients for {args.seconds:g} s...", flush=True
-        )
-        pg = await pgbench(args.pgbench_dsn, args.clients, args.seconds)
-        ratio = result.rate / pg.tps
-        print("== pgbench (tpcb-like, scale 10) ==")
-        print(f"command             {pg.command}")
-        print(f"pgbench TPS         {pg.tps:.1f}")
-        print(
-            f"ratio               {ratio:.2f} transfers/s per pgbench TPS "
-            f"(target >= {TARGET_RATIO}: {'met' if ratio >= TARGET_RATIO else 'NOT met'})"
-        )
-
-    version = "?"
-    with contextlib.suppress(Exception):  # only decorates the summary
-        version = str(await fetchval(args.pgbench_dsn, "SHOW server_version"))
-    print("\n---- summary (for the README) ----")
-    print(
-        f"- `bench/transfers.py`, {datetime.now(UTC).date()}, {os.cpu_count()} CPUs, "
-        f"PostgreSQL {version}: {args.server_workers} server workers, {args.clients} clients, "
-        f"{args.users} users, {args.seconds:g} s."
-    )
-    print(
-        f"- sendMoney: **{result.rate:.0f} transfers/s**; "
-        f"latency ms {spread_line(result.latencies)}; {outcomes_line(result)}."
-    )
-    if pg:
-        ratio = result.rate / pg.tps
-        print(
-            f"- pgbench tpcb-like, same server, {pg.command.removeprefix('pgbench ')}: "
-            f"{pg.tps:.0f} TPS; ratio {ratio:.2f} (target >= {TARGET_RATIO}: "
-            f"{'met' if ratio >= TARGET_RATIO else 'not met'})."
-        )
-    print("----")
+        tps, command = await pgbench(args.dsn, args.clients, args.seconds)
+        print(f"pgbench    {tps:8.1f} TPS  ({command}, scale 10)")
+    uniform, raw = runs.get("uniform"), runs.get("raw")
+    print()
+    for name, done in runs.items():
+        ratios = []
+        if not math.isnan(tps):
+            ratios.append(f"{done.rate / tps:.3f} x pgbench")
+        if raw is not None and done is not raw:
+            ratios.append(f"{done.rate / raw.rate:.3f} x raw")
+        if uniform is not None and name in ("merchant", "deposits"):
+            ratios.append(f"{done.rate / uniform.rate:.3f} x uniform")
+        print(f"{name:<10} {', '.join(ratios)}")
+        if name in ("merchant", "deposits") and uniform is not None:
+            record(
+                f"transfers.{name}", figures(done), baseline="uniform transfers",
+                ratio=done.rate / uniform.rate, target=f">= {TARGET_HOT}",
+            )  # fmt: skip
+        elif not math.isnan(tps):
+            target = f">= {TARGET_PGBENCH}" if name == "uniform" else None
+            record(
+                f"transfers.{name}", figures(done), baseline="pgbench tpcb-like",
+                ratio=done.rate / tps, target=target,
+            )  # fmt: skip
+        else:
+            record(f"transfers.{name}", figures(done))
+    if not math.isnan(tps):
+        record("transfers.pgbench", {"tps": tps, "command": command})
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main() -> int:
+    args = parse_args()
     try:
         return asyncio.run(run(args))
-    except (BenchError, httpx.HTTPError, ExceptionGroup) as e:
-        leaves = list(flatten(e))
-        if not all(isinstance(x, BenchError | httpx.HTTPError) for x in leaves):
-            raise
-        for leaf in leaves:
-            print(f"transfers bench: {type(leaf).__name__}: {leaf}", file=sys.stderr)
+    except BenchError as e:
+        print(f"bench failed: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
-    except asyncio.CancelledError:  # SIGTERM
-        return 143
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -6,7 +6,7 @@ import json
 import random
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from stacklo.data.outbox import BOOKED_EVENTS, announced, transaction_event
 from stacklo.data.repositories import wallet_of_row
 from stacklo.data.tables import (
+    daily_outgoing,
     idempotency_keys,
     ledger_entries,
     ledger_transactions,
@@ -65,7 +66,7 @@ _BOOKED = """SELECT * FROM stacklo_book_accounts(
          CAST(:p_wallets AS uuid[]), CAST(:p_currencies AS text[]), CAST(:p_amounts AS numeric[]),
          CAST(:p_releases AS numeric[]), CAST(:h_wallets AS uuid[]),
          CAST(:h_amounts AS numeric[]), CAST(:senders AS uuid[]), CAST(:cap_user AS uuid),
-         CAST(:cap_currency AS text), CAST(:cap_since AS timestamptz),
+         CAST(:cap_currency AS text), CAST(:cap_day AS date),
          CAST(:cap_limit AS numeric), CAST(:cap_amount AS numeric), CAST(:claim_user AS uuid),
          CAST(:claim_key AS text), CAST(:claim_operation AS text), CAST(:claim_hash AS text),
          CAST(:claim_response AS jsonb))"""
@@ -194,7 +195,7 @@ def _accounts_params(booking: Booking) -> dict[str, Any]:
         "senders": list(booking.senders),
         "cap_user": cap.user_id if cap else None,
         "cap_currency": cap.currency.value if cap else None,
-        "cap_since": cap.since if cap else None,
+        "cap_day": cap.day if cap else None,
         "cap_limit": cap.limit if cap else None,
         "cap_amount": cap.amount if cap else None,
         "claim_user": claim.user_id if claim else None,
@@ -226,20 +227,12 @@ def _answer_params(answer: Answer | None) -> dict[str, Any]:
     }
 
 
-# What a user sent or withdrew in a currency since a moment (``stacklo_book_accounts`` counts
-# the same, locked, for the daily cap). Built once: a check on every send.
-_OUTGOING = select(
-    func.coalesce(func.sum(ledger_transactions.c.amount), literal_column("0"))
-).where(
-    ledger_transactions.c.initiator_id == bindparam("user_id"),
-    ledger_transactions.c.created_at >= bindparam("since"),
-    ledger_transactions.c.currency == bindparam("currency"),
-    ledger_transactions.c.kind.in_(
-        [TransactionKind.TRANSFER.value, TransactionKind.WITHDRAWAL.value]
-    ),
-    ledger_transactions.c.status.notin_(
-        [TransactionStatus.FAILED.value, TransactionStatus.CANCELLED.value]
-    ),
+# What a user sent or withdrew in a currency on a day (``stacklo_book_accounts`` reads the same
+# row, locked, for the daily cap).
+_OUTGOING = select(func.coalesce(func.sum(daily_outgoing.c.amount), literal_column("0"))).where(
+    daily_outgoing.c.user_id == bindparam("user_id"),
+    daily_outgoing.c.currency == bindparam("currency"),
+    daily_outgoing.c.day == bindparam("day"),
 )
 
 
@@ -490,13 +483,10 @@ class Ledger:
         ).all()
         return Page([_tx(r) for r in rows[:first]], len(rows) > first)
 
-    async def outgoing_since(
-        self, user_id: uuid.UUID, currency: CurrencyCode, since: datetime
-    ) -> Decimal:
-        """What the user sent or withdrew in ``currency`` since ``since`` (failed ones excluded)."""
+    async def outgoing_on(self, user_id: uuid.UUID, currency: CurrencyCode, day: date) -> Decimal:
         total = (
             await self._conn.execute(
-                _OUTGOING, {"user_id": user_id, "since": since, "currency": currency.value}
+                _OUTGOING, {"user_id": user_id, "day": day, "currency": currency.value}
             )
         ).scalar_one()
         return Decimal(total)

@@ -285,6 +285,19 @@ idempotency_keys = Table(
     _now(),
 )
 
+# What each user sent and withdrew per currency per UTC day, failed and cancelled ones not
+# counted: kept by a trigger on ledger_transactions (migration 0010) for the daily cap.
+daily_outgoing = Table(
+    "daily_outgoing",
+    metadata,
+    Column(
+        "user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("currency", String(8), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("amount", MONEY, nullable=False),
+)
+
 # Provider webhooks already applied, so a replay changes nothing.
 provider_events = Table(
     "provider_events",

@@ -12,7 +12,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -270,12 +270,12 @@ def display_name(full_name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Cap:
-    """A daily cap: what ``user_id`` sent and withdrew in ``currency`` since ``since``, plus
+    """A daily cap: what ``user_id`` sent and withdrew in ``currency`` on ``day`` (UTC), plus
     ``amount``, may not pass ``limit`` (counted with the sender locked)."""
 
     user_id: uuid.UUID
     currency: CurrencyCode
-    since: datetime
+    day: date
     limit: Decimal
     amount: Decimal
 

@@ -403,9 +403,11 @@ class LedgerRepository(Protocol):
         created_after: datetime | None = None,
         created_before: datetime | None = None,
     ) -> Page[Transaction]: ...
-    async def outgoing_since(
-        self, user_id: uuid.UUID, currency: CurrencyCode, since: datetime
-    ) -> Decimal: ...
+    async def outgoing_on(self, user_id: uuid.UUID, currency: CurrencyCode, day: date) -> Decimal:
+        """What the user sent or withdrew in ``currency`` on ``day`` (UTC), failed ones not
+        counted."""
+        ...
+
     async def record_provider_event(
         self,
         provider: str,

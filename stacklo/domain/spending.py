@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import UTC
 from decimal import Decimal
 
 from stacklo.domain.errors import DomainError, ErrorCode
@@ -42,9 +42,9 @@ class DailyLimits:
         limit = self.limit(user.kyc_status, amount.currency)
         if limit is None:
             return None
-        now = self.clock()
-        midnight = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
-        return Cap(user.id, amount.currency, midnight, limit, amount.amount)
+        return Cap(
+            user.id, amount.currency, self.clock().astimezone(UTC).date(), limit, amount.amount
+        )
 
     async def check(self, uow: UnitOfWork, user: User, amount: Money) -> None:
         """LIMIT_EXCEEDED if ``amount`` would take today's sends and withdrawals past the cap
@@ -52,7 +52,7 @@ class DailyLimits:
         cap = self.cap(user, amount)
         if cap is None:
             return
-        used = await uow.ledger.outgoing_since(user.id, amount.currency, cap.since)
+        used = await uow.ledger.outgoing_on(user.id, amount.currency, cap.day)
         if used + amount.amount > cap.limit:
             raise exceeded(cap, used)
 

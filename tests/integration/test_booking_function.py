@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 
 from stacklo.data.uow import SqlUnitOfWorkFactory
 from stacklo.domain.errors import DomainError
+from stacklo.domain.funding import RequestWithdrawal
 from stacklo.domain.ledger import (
     Booking,
     Cap,
@@ -37,7 +38,9 @@ from stacklo.domain.ledger import (
 )
 from stacklo.domain.models import AccountKind, Wallet, WalletStatus
 from stacklo.domain.money import Money
-from tests.integration.world import NGN, T0, World
+from stacklo.domain.ports import ProviderEventKind
+from stacklo.domain.transfers import Recipient, SendMoney
+from tests.integration.world import BANK, META, NGN, T0, PayoutsDown, World
 
 CASES = 250
 
@@ -86,7 +89,7 @@ def draw(rng: random.Random, accounts: list[Wallet], owner: uuid.UUID) -> Case:
     senders = [w.id for w in rng.sample(customers, rng.randint(0, len(customers)))]
     cap = None
     if rng.random() < 0.4:
-        cap = Cap(owner, NGN, T0.replace(hour=0), _amount(rng, 300), _amount(rng, 150))
+        cap = Cap(owner, NGN, T0.date(), _amount(rng, 300), _amount(rng, 150))
     used = _amount(rng, 150) if cap and rng.random() < 0.5 else Decimal(0)
     return Case(states, postings, holds, senders, cap, used)
 
@@ -206,3 +209,45 @@ async def test_the_booking_function_follows_the_domain_rules(
         outcomes[kind] = outcomes.get(kind, 0) + 1
     # The cases reach both sides of the rules, not only one.
     assert outcomes.get("booked", 0) > 0 and len(outcomes) >= 3, outcomes
+
+
+async def test_the_daily_totals_follow_the_transactions(uow_factory: SqlUnitOfWorkFactory) -> None:
+    """``daily_outgoing`` (what the cap reads) equals the day's sends and withdrawals summed
+    from the transactions themselves, failed ones not counted, through each way they change."""
+    world = World(uow_factory)
+    (alice, a), (bob, _) = await world.person(), await world.person()
+    await world.deposit(alice, a, "500")
+    await world.transfers.send(
+        SendMoney(alice, a.id, Recipient(email=bob.email), Decimal(40), "t1", META)
+    )
+    paid = await world.funding.request_withdrawal(
+        RequestWithdrawal(alice, a.id, Decimal(30), BANK, "w1", META)
+    )
+    failed = await world.funding.request_withdrawal(
+        RequestWithdrawal(alice, a.id, Decimal(25), BANK, "w2", META)
+    )
+    await world.funding.apply_provider_event(
+        world.provider_event(ProviderEventKind.PAYOUT_SUCCEEDED, paid.transaction), META
+    )
+    await world.funding.apply_provider_event(
+        world.provider_event(ProviderEventKind.PAYOUT_FAILED, failed.transaction), META
+    )
+    down = World(uow_factory, provider=PayoutsDown("sandbox-test-secret"))
+    await down.funding.request_withdrawal(
+        RequestWithdrawal(alice, a.id, Decimal(5), BANK, "w3", META)
+    )  # refused by the provider at once: FAILED
+    async with uow_factory(read_only=True) as uow:
+        counted = await uow.ledger.outgoing_on(alice.id, NGN, T0.date())
+        conn = uow.ledger._conn
+        summed = (
+            await conn.execute(
+                text(
+                    "SELECT coalesce(sum(amount), 0) FROM ledger_transactions"
+                    " WHERE initiator_id = :u AND currency = 'NGN'"
+                    " AND kind IN ('TRANSFER', 'WITHDRAWAL')"
+                    " AND status NOT IN ('FAILED', 'CANCELLED')"
+                ),
+                {"u": alice.id},
+            )
+        ).scalar_one()
+    assert counted == summed == Decimal(70)
