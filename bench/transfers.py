@@ -220,8 +220,8 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
-async def backends_cpu(dsn: str, database: str) -> float:
-    """CPU seconds so far of the PostgreSQL backends connected to ``database`` (same host)."""
+async def backends_cpu(dsn: str, database: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to ``database`` (same host)."""
     conn = await asyncpg.connect(dsn)
     try:
         pids = await conn.fetch(
@@ -230,11 +230,17 @@ async def backends_cpu(dsn: str, database: str) -> float:
         )
     finally:
         await conn.close()
-    total = 0.0
+    found = {}
     for row in pids:
         with contextlib.suppress(OSError):
-            total += cpu_seconds(row["pid"])
-    return total
+            found[row["pid"]] = cpu_seconds(row["pid"])
+    return found
+
+
+def spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU used between two readings; a backend that started in between counts from zero
+    (one that ended in between is lost: pools keep theirs)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 def find_wrk() -> str:
@@ -279,7 +285,7 @@ async def wrk(
     wrk_cpu = (children1.ru_utime - children0.ru_utime) + (children1.ru_stime - children0.ru_stime)
     return Run(
         name, got["ok"], got["requests"], got["seconds"], got["p50"], got["p99"], got["p90"],
-        got["max"], server1 - server0, pg1 - pg0, wrk_cpu, got["bad"], got["sample"],
+        got["max"], server1 - server0, spent(pg0, pg1), wrk_cpu, got["bad"], got["sample"],
     )  # fmt: skip
 
 
@@ -519,7 +525,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Run]:
                     )  # fmt: skip
                     if pattern == "deposits":  # the page answers a redirect, credited or not
                         run.ok = await completed(scratch.dsn, "DEPOSIT") - before
-                        run.bad = run.requests - run.ok
+                        run.bad = max(0, run.requests - run.ok)
                     runs[pattern] = run
                     show(run, args.clients)
         if not args.skip_raw:

@@ -26,6 +26,7 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stacklo.data.db import create_engine, migrate
+from stacklo.data.ledger import forget_account_ids
 from stacklo.data.tables import metadata
 from stacklo.data.uow import SqlUnitOfWorkFactory
 from tests.helpers import GraphQLHTTP
@@ -130,6 +131,7 @@ async def uow_factory(engine: AsyncEngine) -> AsyncIterator[SqlUnitOfWorkFactory
     tables = ", ".join(t.name for t in metadata.sorted_tables)
     async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    forget_account_ids()  # the accounts it remembered are gone with the rows
 
 
 def free_port() -> int:

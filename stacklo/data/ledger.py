@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import (
     Row,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -236,6 +238,32 @@ _OUTGOING = select(func.coalesce(func.sum(daily_outgoing.c.amount), literal_colu
 )
 
 
+# Accounts named by (kind, merchant, currency, shard), for ``Ledger._account``: per engine (a
+# process may talk to several databases, as the tests do).
+_AccountKey = tuple[str, uuid.UUID | None, str, int]
+_known_accounts: WeakKeyDictionary[Engine, dict[_AccountKey, uuid.UUID]] = WeakKeyDictionary()
+
+
+def forget_account_ids() -> None:
+    """Forget every remembered account id: only for whoever deletes accounts, which the ledger
+    never does (a test that empties the tables does)."""
+    _known_accounts.clear()
+
+
+_SETTLED = (wallets.c.created_at < func.now()).label("settled")
+_PLATFORM_ACCOUNT = select(wallets.c.id, _SETTLED).where(
+    wallets.c.kind == bindparam("kind"),
+    wallets.c.currency == bindparam("currency"),
+    wallets.c.shard == bindparam("shard"),
+)
+_MERCHANT_PAYABLE = select(wallets.c.id, _SETTLED).where(
+    wallets.c.kind == AccountKind.MERCHANT_PAYABLE.value,
+    wallets.c.merchant_id == bindparam("merchant"),
+    wallets.c.currency == bindparam("currency"),
+    wallets.c.shard == bindparam("shard"),
+)
+
+
 class LedgerEntryRow:
     """An entry as a statement shows it."""
 
@@ -283,23 +311,10 @@ class Ledger:
     ) -> uuid.UUID:
         """The id of one shard of a platform account, created on first use."""
         shard = random.randrange(PLATFORM_SHARDS) if shard is None else shard  # noqa: S311 - load spreading
-        found = (
-            await self._conn.execute(
-                select(wallets.c.id).where(
-                    wallets.c.kind == kind.value,
-                    wallets.c.currency == currency.value,
-                    wallets.c.shard == shard,
-                )
-            )
-        ).scalar()
-        if found is not None:
-            return found  # type: ignore[no-any-return]
-        await self._conn.execute(
-            insert(wallets)
-            .values(id=uuid.uuid4(), kind=kind.value, currency=currency.value, shard=shard)
-            .on_conflict_do_nothing()
+        return await self._account(
+            (kind.value, None, currency.value, shard),
+            dict(kind=kind.value, currency=currency.value, shard=shard),
         )
-        return await self.platform_account(kind, currency, shard)
 
     async def merchant_payable(
         self, merchant_id: uuid.UUID, currency: CurrencyCode, shard: int | None = None
@@ -308,30 +323,31 @@ class Ledger:
         spread over ``MERCHANT_SHARDS`` rows instead of queueing on one."""
         shard = random.randrange(MERCHANT_SHARDS) if shard is None else shard  # noqa: S311 - load spreading
         kind = AccountKind.MERCHANT_PAYABLE.value
-        found = (
-            await self._conn.execute(
-                select(wallets.c.id).where(
-                    wallets.c.kind == kind,
-                    wallets.c.merchant_id == merchant_id,
-                    wallets.c.currency == currency.value,
-                    wallets.c.shard == shard,
-                )
-            )
-        ).scalar()
-        if found is not None:
-            return found  # type: ignore[no-any-return]
-        await self._conn.execute(
-            insert(wallets)
-            .values(
-                id=uuid.uuid4(),
-                kind=kind,
-                merchant_id=merchant_id,
-                currency=currency.value,
-                shard=shard,
-            )
-            .on_conflict_do_nothing()
+        return await self._account(
+            (kind, merchant_id, currency.value, shard),
+            dict(kind=kind, merchant_id=merchant_id, currency=currency.value, shard=shard),
         )
-        return await self.merchant_payable(merchant_id, currency, shard)
+
+    async def _account(self, key: _AccountKey, values: dict[str, Any]) -> uuid.UUID:
+        """An account's id by what names it, made on first use. An account never changes its
+        id, so one committed before this transaction began is remembered for the process (its
+        row is older than ``now()``); one made in this transaction is not, as it may roll back."""
+        known = _known_accounts.setdefault(self._conn.sync_engine, {})
+        found = known.get(key)
+        if found is not None:
+            return found
+        kind, merchant, currency, shard = key
+        statement = _PLATFORM_ACCOUNT if merchant is None else _MERCHANT_PAYABLE
+        params = {"kind": kind, "merchant": merchant, "currency": currency, "shard": shard}
+        row = (await self._conn.execute(statement, params)).first()
+        if row is not None:
+            if row.settled:
+                known[key] = row.id
+            return row.id  # type: ignore[no-any-return]
+        await self._conn.execute(
+            insert(wallets).values(id=uuid.uuid4(), **values).on_conflict_do_nothing()
+        )
+        return await self._account(key, values)
 
     async def merchant_payables(
         self, merchant_id: uuid.UUID, currency: CurrencyCode

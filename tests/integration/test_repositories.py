@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from stacklo.data.uow import SqlUnitOfWorkFactory
 from stacklo.domain.errors import Conflict
-from stacklo.domain.models import AuditEvent, KycStatus, Role, User, Wallet
+from stacklo.domain.models import AccountKind, AuditEvent, KycStatus, Role, User, Wallet
 from stacklo.domain.money import CurrencyCode
 
 
@@ -148,3 +148,21 @@ async def test_audit_events_page_newest_first(uow_factory: SqlUnitOfWorkFactory)
         assert page.items[0].ip_address == "10.0.0.1" and page.items[0].metadata == {"k": 1}
         older = await uow.audit.page(first=10, after=page.items[0].id, action=None, actor_id=None)
         assert len(older.items) == 2
+
+
+async def test_an_account_made_in_a_rolled_back_transaction_is_not_remembered(
+    uow_factory: SqlUnitOfWorkFactory,
+) -> None:
+    """Account ids are remembered per process, but only once committed: an id handed out by a
+    transaction that rolled back would name no account."""
+    async with uow_factory() as uow:
+        lost = await uow.ledger.platform_account(AccountKind.FEES, CurrencyCode.EUR, shard=5)
+        assert await uow.ledger.platform_account(AccountKind.FEES, CurrencyCode.EUR, 5) == lost
+    async with uow_factory() as uow:
+        made = await uow.ledger.platform_account(AccountKind.FEES, CurrencyCode.EUR, shard=5)
+        await uow.commit()
+    assert made != lost
+    async with uow_factory() as uow:
+        again = await uow.ledger.platform_account(AccountKind.FEES, CurrencyCode.EUR, shard=5)
+        assert again == made
+        assert [w.id for w in await uow.wallets.get_many([made, lost])] == [made]
