@@ -29,7 +29,7 @@ async def claim_key(
     uow: UnitOfWork, user_id: uuid.UUID, key: str, operation: str, payload: Mapping[str, Any]
 ) -> dict[str, Any] | None:
     """None when this call owns the key; the first call's stored response on a retry."""
-    _check_key(key)
+    check_key(key)
     found = await uow.idempotency.claim(user_id, key, operation, request_hash(operation, payload))
     return _first_answer(found, operation, payload)
 
@@ -39,11 +39,12 @@ async def first_answer(
 ) -> dict[str, Any] | None:
     """The first call's stored response if one committed, claiming nothing: for a use case
     whose booking claims the key itself (``movements.Idempotent.claim``)."""
-    _check_key(key)
+    check_key(key)
     return _first_answer(await uow.idempotency.find(user_id, key), operation, payload)
 
 
-def _check_key(key: str) -> None:
+def check_key(key: str) -> None:
+    """INVALID_INPUT unless ``key`` is 1 to MAX_KEY printable characters."""
     if not key or len(key) > MAX_KEY or not key.isprintable():
         raise DomainError(
             ErrorCode.INVALID_INPUT,

@@ -28,7 +28,14 @@ from stacklo.domain.ledger import (
 from stacklo.domain.models import AccountKind, RequestMeta, User, Wallet, audit
 from stacklo.domain.money import CurrencyCode, Money, parse_amount
 from stacklo.domain.movements import Idempotent, Movement, Sender, book
-from stacklo.domain.outcomes import Outcome, claim_key, first_answer, replay, request_hash
+from stacklo.domain.outcomes import (
+    Outcome,
+    check_key,
+    claim_key,
+    first_answer,
+    replay,
+    request_hash,
+)
 from stacklo.domain.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from stacklo.domain.quotes import mark_spent, quote_audit, quote_legs, quoted, spend_quote
 from stacklo.domain.spending import DailyLimits
@@ -89,43 +96,61 @@ class Transfers:
             else None
         )
         # Without a quote the booking is the only write, and it claims the key itself: no
-        # transaction to open or commit around it (with one, the quote is spent alongside).
+        # transaction around it, and no look at the key first (a retry finds it taken, or is
+        # looked up before a refusal). With a quote, the quote is spent alongside.
         single = cmd.quote is None
         async with self._uow(single_write=single) as uow:
-            first = await (first_answer if single else claim_key)(
-                uow, cmd.user.id, cmd.idempotency_key, OPERATION, cmd.request()
-            )
-            if first is not None:
-                return await replay(uow, first)
-            now = self._clock()
-            source = await owned_wallet(uow, cmd.user, cmd.from_wallet, "fromWalletId")
-            amount = Money(parse_amount(cmd.amount, source.currency), source.currency)
-            quote = await self._quote(uow, cmd, source, amount, now) if cmd.quote else None
-            await self._sender_may_send(uow, cmd.user, source, amount)
-            target = await recipient_wallet(
-                uow, cmd.to, quote.target.currency if quote else source.currency, quote is not None
-            )
-            if target.id == source.id:
-                raise DomainError(
-                    ErrorCode.INVALID_INPUT,
-                    "You cannot send money to the same wallet.",
-                    ("input", "to"),
-                )
-            movement = await self._movement(
-                uow, cmd, source, target, amount, quote, note or None, now
-            )
-            try:
-                outcome = await book(uow, movement)
-            except KeyTaken:  # a call with the same key booked first: its answer is ours
-                first = await first_answer(
+            if single:
+                check_key(cmd.idempotency_key)
+            else:
+                first = await claim_key(
                     uow, cmd.user.id, cmd.idempotency_key, OPERATION, cmd.request()
                 )
-                assert first is not None, "a taken key has its answer"
-                return await replay(uow, first)
-            if quote is not None:
-                await mark_spent(uow, quote, outcome.transaction, now)
+                if first is not None:
+                    return await replay(uow, first)
+            try:
+                outcome = await self._send(uow, cmd, note)
+            except KeyTaken:  # a call with the same key booked first: its answer is ours
+                return await self._first(uow, cmd)
+            except DomainError:
+                # A retry gets the first call's answer even where the rules would refuse it
+                # now (its money already moved); a refusal is only for a key never answered.
+                if single and await self._answered(uow, cmd):
+                    return await self._first(uow, cmd)
+                raise
             await uow.commit()
         return outcome
+
+    async def _send(self, uow: UnitOfWork, cmd: SendMoney, note: str | None) -> Outcome:
+        now = self._clock()
+        source = await owned_wallet(uow, cmd.user, cmd.from_wallet, "fromWalletId")
+        amount = Money(parse_amount(cmd.amount, source.currency), source.currency)
+        quote = await self._quote(uow, cmd, source, amount, now) if cmd.quote else None
+        await self._sender_may_send(uow, cmd.user, source, amount)
+        target = await recipient_wallet(
+            uow, cmd.to, quote.target.currency if quote else source.currency, quote is not None
+        )
+        if target.id == source.id:
+            raise DomainError(
+                ErrorCode.INVALID_INPUT,
+                "You cannot send money to the same wallet.",
+                ("input", "to"),
+            )
+        movement = await self._movement(uow, cmd, source, target, amount, quote, note or None, now)
+        outcome = await book(uow, movement)
+        if quote is not None:
+            await mark_spent(uow, quote, outcome.transaction, now)
+        return outcome
+
+    @staticmethod
+    async def _answered(uow: UnitOfWork, cmd: SendMoney) -> bool:
+        return await uow.idempotency.find(cmd.user.id, cmd.idempotency_key) is not None
+
+    @staticmethod
+    async def _first(uow: UnitOfWork, cmd: SendMoney) -> Outcome:
+        first = await first_answer(uow, cmd.user.id, cmd.idempotency_key, OPERATION, cmd.request())
+        assert first is not None, "a taken key has its answer"
+        return await replay(uow, first)
 
     @staticmethod
     async def _quote(

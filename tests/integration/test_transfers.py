@@ -90,6 +90,24 @@ async def test_a_retry_answers_the_first_transfer(world: World) -> None:
     assert (await world.balance(b))[0] == Decimal(5)
 
 
+async def test_a_retry_answers_the_first_transfer_even_where_it_would_be_refused_now(
+    world: World,
+) -> None:
+    # All of it went the first time: the retry, with nothing left to send, still gets the
+    # first answer, and another request under the key is refused as such, not for funds.
+    (alice, a), (bob, b) = await world.person(), await world.person()
+    await world.deposit(alice, a, "40")
+    first = await world.transfers.send(send(alice, a, Recipient(email=bob.email), "40", key="k"))
+    again = await world.transfers.send(send(alice, a, Recipient(email=bob.email), "40", key="k"))
+    assert again.transaction.id == first.transaction.id
+    other = await refused(world, send(alice, a, Recipient(email=bob.email), "41", key="k"))
+    assert other.code is ErrorCode.IDEMPOTENCY_KEY_REUSED
+    assert (await world.balance(a), await world.balance(b)) == (
+        (Decimal(0), Decimal(0)),
+        (Decimal(40), Decimal(0)),
+    )
+
+
 async def test_a_key_reused_for_another_request_is_refused(world: World) -> None:
     (alice, a), (bob, _) = await world.person(), await world.person()
     await world.deposit(alice, a, "100")
