@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, and_, func, literal, or_, select, tuple_, update
+from sqlalchemy import Row, and_, bindparam, func, literal, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -64,6 +64,13 @@ def _checkout(row: Row[Any]) -> Checkout:
     )
 
 
+# Built once: what a checkout payment reads on every call.
+_MERCHANT = select(merchants).where(merchants.c.id == bindparam("id"))
+_MERCHANT_FOR_UPDATE = _MERCHANT.with_for_update()
+_CHECKOUT = select(checkouts).where(checkouts.c.id == bindparam("id"))
+_CHECKOUT_FOR_UPDATE = _CHECKOUT.with_for_update()
+
+
 class Merchants:
     def __init__(self, conn: AsyncConnection):
         self._conn = conn
@@ -89,8 +96,8 @@ class Merchants:
             raise
 
     async def get(self, merchant_id: uuid.UUID, *, for_update: bool = False) -> Merchant | None:
-        query = select(merchants).where(merchants.c.id == merchant_id)
-        row = (await self._conn.execute(query.with_for_update() if for_update else query)).first()
+        query = _MERCHANT_FOR_UPDATE if for_update else _MERCHANT
+        row = (await self._conn.execute(query, {"id": merchant_id})).first()
         return _merchant(row) if row else None
 
     async def get_many(self, ids: Sequence[uuid.UUID]) -> list[Merchant]:
@@ -198,8 +205,8 @@ class Checkouts:
             raise
 
     async def get(self, checkout_id: uuid.UUID, *, for_update: bool = False) -> Checkout | None:
-        query = select(checkouts).where(checkouts.c.id == checkout_id)
-        row = (await self._conn.execute(query.with_for_update() if for_update else query)).first()
+        query = _CHECKOUT_FOR_UPDATE if for_update else _CHECKOUT
+        row = (await self._conn.execute(query, {"id": checkout_id})).first()
         return _checkout(row) if row else None
 
     async def get_many(self, ids: Sequence[uuid.UUID]) -> list[Checkout]:

@@ -542,6 +542,19 @@ _KEY = select(
 )
 
 
+_CLAIM = (
+    insert(idempotency_keys)
+    .values(
+        user_id=bindparam("user_id"),
+        key=bindparam("key"),
+        operation=bindparam("operation"),
+        request_hash=bindparam("hash"),
+    )
+    .on_conflict_do_nothing()
+    .returning(idempotency_keys.c.key)
+)
+
+
 class Idempotency:
     def __init__(self, conn: AsyncConnection):
         self._conn = conn
@@ -555,10 +568,7 @@ class Idempotency:
         transaction ends: then it sees the committed row, or claims the key if that rolled back.
         """
         inserted = await self._conn.execute(
-            insert(idempotency_keys)
-            .values(user_id=user_id, key=key, operation=operation, request_hash=request_hash)
-            .on_conflict_do_nothing()
-            .returning(idempotency_keys.c.key)
+            _CLAIM, {"user_id": user_id, "key": key, "operation": operation, "hash": request_hash}
         )
         if inserted.first() is not None:
             return None
