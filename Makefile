@@ -9,7 +9,7 @@ CLIENTS := tests/clients/node_modules/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint format pytest lock schema clean browser
+.PHONY: install run test lint format pytest lock schema clean browser bench
 
 # Exactly the versions in requirements.lock (hash-checked), then stacklo itself on top of them.
 $(INSTALLED): pyproject.toml requirements.lock
@@ -20,8 +20,9 @@ $(INSTALLED): pyproject.toml requirements.lock
 
 # Re-pin every dependency (with hashes) after changing pyproject.toml.
 lock: $(INSTALLED)
-	$(BIN)/pip-compile --quiet --all-build-deps --extra dev --generate-hashes --strip-extras \
-		--allow-unsafe --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
+	$(BIN)/pip-compile --quiet --all-build-deps --extra dev --extra bench --generate-hashes \
+		--strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
+		-o requirements.lock pyproject.toml
 
 # The API as served, committed: a change to it is a visible diff (a test checks they agree).
 schema: $(INSTALLED)
@@ -45,6 +46,17 @@ browser:
 		  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium >/dev/null; }
 
 install: $(INSTALLED) $(ASSETS)
+
+# Every benchmark in a row (about 10 minutes on 2 cores; not part of `make test`): figures to
+# bench/results/<time>-<commit>.json, the chart to bench/results/latest.png.
+# Options: `make bench BENCH_ARGS="--quick --only credit"`. wrk is the distribution's package.
+BENCH_ARGS ?=
+bench: install
+	@command -v wrk >/dev/null 2>&1 || \
+		{ echo "installing wrk (benchmarks)"; \
+		  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+		  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python bench/suite.py $(BENCH_ARGS)
 
 run: install
 	$(BIN)/stacklo serve --host $(HOST) --port $(PORT)

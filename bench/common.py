@@ -437,6 +437,17 @@ def latency_line(samples_ms: list[float]) -> str:
     )
 
 
+def latency_figures(samples_ms: list[float], digits: int = 3) -> dict[str, float | int]:
+    """latency_line's figures for record(): ``p50_ms`` and ``p99_ms`` are what the suite's
+    chart reads as a result's latency."""
+    return {
+        "p50_ms": round(percentile(samples_ms, 50), digits),
+        "p99_ms": round(percentile(samples_ms, 99), digits),
+        "max_ms": round(max(samples_ms, default=float("nan")), digits),
+        "n": len(samples_ms),
+    }
+
+
 def spread_line(seconds: list[float]) -> str:
     """p50, p90, p99 and max of durations in seconds, in milliseconds."""
     ms = [s * 1000 for s in seconds]

@@ -29,7 +29,10 @@ from bench.common import (
     DEFAULT_DSN,
     UNTHROTTLED,
     graphql,
+    latency_figures,
     latency_line,
+    percentile,
+    record,
     sign_up,
     started_server,
 )
@@ -62,10 +65,12 @@ async def takes(redis: str, rounds: int) -> None:
             await store.take(bucket, key, 1)
             samples.append((time.perf_counter() - started) * 1000)
         print(f"   {name:30s} {latency_line(samples)}")
+        record("cost_budget", {"case": f"one take: {name}", **latency_figures(samples)})
 
 
 async def over_http(dsn: str, redis: str, seconds: float) -> None:
     print(f"2. dashboard query over HTTP, one client in a loop, {seconds:g} s each")
+    in_memory_p50: float | None = None
     for name, extra in (("buckets in memory", {}), ("buckets in Redis", {"REDIS_URL": redis})):
         async with (
             started_server(dsn, **CHEAP_ARGON2, **UNTHROTTLED, **extra) as server,
@@ -86,6 +91,18 @@ async def over_http(dsn: str, redis: str, seconds: float) -> None:
                 assert cost["requestedQueryCost"] > cost["actualQueryCost"], cost
             rate = len(samples) / seconds
             print(f"   {name:18s} {latency_line(samples)}; {rate:.0f} requests/s")
+            case = {"case": f"dashboard over HTTP, {name}", **latency_figures(samples)}
+            case["requests_per_s"] = round(rate, 1)
+            if in_memory_p50 is None:
+                in_memory_p50 = percentile(samples, 50)
+                record("cost_budget", case)
+            else:
+                record(
+                    "cost_budget",
+                    case,
+                    baseline="buckets in memory (p50)",
+                    ratio=percentile(samples, 50) / in_memory_p50,
+                )
 
 
 async def run(args: argparse.Namespace) -> int:

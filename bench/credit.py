@@ -40,6 +40,7 @@ from bench.common import (
     latency_line,
     migrated_database,
     percentile,
+    record,
     serving,
     sign_up,
     wait_ready,
@@ -48,6 +49,9 @@ from stacklo.domain.credit import Applicant, CreditStatus, EmploymentStatus, dec
 from stacklo.domain.money import CURRENCIES, CurrencyCode, CurrencyKind
 
 FIAT = [c for c in CurrencyCode if CURRENCIES[c].kind is CurrencyKind.FIAT]
+# What the credit decision is held to: p99 of the decision alone, and of applyForCredit.
+DECISION_TARGET_MS = 5.0
+APPLY_TARGET_MS = 50.0
 
 
 def random_applicant(rng: random.Random) -> Applicant:
@@ -101,6 +105,22 @@ def decision_only(applicants: int, seed: int) -> None:
         f"{status.value} {count / applicants:.0%}" for status, count in outcomes.most_common()
     )
     print(f"   outcomes: {shares}")
+    p99 = percentile(samples, 99)
+    record(
+        "credit",
+        {
+            "case": "decide",
+            "p50_ms": round(percentile(samples, 50), 4),
+            "p99_ms": round(p99, 4),
+            "max_ms": round(max(samples), 4),
+            "n": applicants,
+            "decisions_per_s": round(applicants / (sum(samples) / 1000)),
+            "scorecard_load_ms": round(loaded_ms, 2),
+        },
+        baseline=f"the {DECISION_TARGET_MS:g} ms target (p99)",
+        ratio=p99 / DECISION_TARGET_MS,
+        target="< 1",
+    )
 
 
 APPLY = """mutation BenchApply($i: ApplyForCreditInput!) { applyForCredit(input: $i) {
@@ -108,7 +128,14 @@ APPLY = """mutation BenchApply($i: ApplyForCreditInput!) { applyForCredit(input:
 
 
 async def over_http(dsn: str, applications: int, clients: int) -> None:
-    settings = {**CHEAP_ARGON2, **UNTHROTTLED, "STACKLO_CREDIT_REAPPLY_SECONDS": "0"}
+    settings = {
+        **CHEAP_ARGON2,
+        **UNTHROTTLED,
+        "STACKLO_CREDIT_REAPPLY_SECONDS": "0",
+        # The users are verified in SQL behind the server's back: its remembered viewers must
+        # expire before they apply (waited out below), and still spare most session reads.
+        "STACKLO_VIEWER_CACHE_SECONDS": "1",
+    }
     async with (
         migrated_database(dsn, "stacklo_bench", **settings) as scratch,
         serving(scratch.env, scratch.dir / "server.log", "--workers", "1") as server,
@@ -125,6 +152,7 @@ async def over_http(dsn: str, applications: int, clients: int) -> None:
             scratch.dsn,
             "UPDATE users SET kyc_status = 'VERIFIED', created_at = now() - interval '400 days'",
         )
+        await asyncio.sleep(1.5)
         samples: list[float] = []
         statuses: collections.Counter[str] = collections.Counter()
 
@@ -148,6 +176,21 @@ async def over_http(dsn: str, applications: int, clients: int) -> None:
         print(f"2. applyForCredit over HTTP: {clients} clients, {len(samples)} applications")
         print(f"   {latency_line(samples)}; {len(samples) / took:.0f} decisions/s")
         print(f"   outcomes: {dict(statuses)}")
+        p99 = percentile(samples, 99)
+        record(
+            "credit",
+            {
+                "case": f"applyForCredit, {clients} clients",
+                "p50_ms": round(percentile(samples, 50), 2),
+                "p99_ms": round(p99, 2),
+                "max_ms": round(max(samples), 2),
+                "n": len(samples),
+                "decisions_per_s": round(len(samples) / took, 1),
+            },
+            baseline=f"the {APPLY_TARGET_MS:g} ms target (p99)",
+            ratio=p99 / APPLY_TARGET_MS,
+            target="< 1",
+        )
 
 
 async def run(args: argparse.Namespace) -> int:

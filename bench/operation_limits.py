@@ -32,13 +32,17 @@ from bench.common import (
     DEFAULT_DSN,
     UNTHROTTLED,
     cpu_seconds,
+    latency_figures,
     latency_line,
     percentile,
+    record,
     started_server,
     status_kib,
 )
 from stacklo.api import schema
 from stacklo.config import Settings
+from stacklo.data.buckets import SharedBuckets
+from stacklo.domain.budget import Bucket, Budget
 from stacklo.web.endpoint import query_refused
 
 HEAVY = (
@@ -82,9 +86,16 @@ async def in_process(rounds: int) -> None:
         return None
 
     # No database: the ordinary query resolves `me` to null, so it measures the gate,
-    # validation and a trivial execution.
+    # validation, the cost budget's take in process memory and a trivial execution.
+    budget = Budget(
+        SharedBuckets(None), Bucket("cost", 10**12, 10**12), Bucket("money", 10**12, 10**12)
+    )
     context = SimpleNamespace(
-        services=SimpleNamespace(settings=settings), socket=None, viewer=nobody
+        services=SimpleNamespace(settings=settings, budget=budget),
+        socket=None,
+        viewer=nobody,
+        meta=SimpleNamespace(ip_address="127.0.0.1"),
+        response=None,
     )
     print(f"1. refusal cost in process (server CPU, unique texts, {rounds} rounds each)")
     counter = itertools.count()
@@ -109,6 +120,7 @@ async def in_process(rounds: int) -> None:
                 assert not name.startswith("ordinary")
             samples.append((time.perf_counter() - started) * 1000)
         print(f"   {name:42s} {latency_line(samples)}")
+        record("operation_limits", {"case": f"in process: {name}", **latency_figures(samples)})
 
 
 async def sign_up(http: httpx.AsyncClient, base: str) -> str:
@@ -177,6 +189,23 @@ async def over_http(dsn: str, seconds: float) -> None:
             f"   {len(refused) / seconds:.0f} bombs refused/s; server CPU {used / seconds:.0%} "
             f"of a core ({used / max(len(refused) + len(with_bombs), 1) * 1000:.2f} ms a request)"
         )
+        alone_figures = {"case": "over HTTP: ordinary query alone", **latency_figures(alone)}
+        record("operation_limits", alone_figures)
+        record(
+            "operation_limits",
+            {
+                "case": "over HTTP: bombs refused",
+                **latency_figures(refused),
+                "refused_per_s": round(len(refused) / seconds, 1),
+                "server_cpu_share": round(used / seconds, 3),
+            },
+        )
+        record(
+            "operation_limits",
+            {"case": "over HTTP: ordinary query beside 4 bombers", **latency_figures(with_bombs)},
+            baseline="the ordinary query alone (p50)",
+            ratio=percentile(with_bombs, 50) / percentile(alone, 50),
+        )
 
 
 async def memory(dsn: str) -> None:
@@ -219,6 +248,18 @@ async def memory(dsn: str) -> None:
             f"peak during {peak / 1024:.0f} MiB; {ok} signed in, {busy} told to retry (429), "
             f"statuses {sorted(set(codes))}, all answered in {took:.1f} s "
             f"(p50 of one: {percentile([took], 50):.1f} s)"
+        )
+        record(
+            "operation_limits",
+            {
+                "case": "48 concurrent log-ins",
+                "rss_before_mib": round(before / 1024, 1),
+                "peak_before_mib": round(peak_before / 1024, 1),
+                "peak_during_mib": round(peak / 1024, 1),
+                "signed_in": ok,
+                "told_to_retry": busy,
+                "seconds": round(took, 2),
+            },
         )
 
 

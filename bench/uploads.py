@@ -32,7 +32,10 @@ from bench.common import (
     UNTHROTTLED,
     BenchError,
     User,
+    latency_figures,
     latency_line,
+    percentile,
+    record,
     sign_up,
     started_server,
     status_kib,
@@ -95,6 +98,16 @@ async def run(args: argparse.Namespace) -> int:
             f"  {args.megabytes * len(one) / (sum(one) / 1000):.0f} MB/s; server peak RSS "
             f"{before / 1024:.0f} -> {after_one / 1024:.0f} MiB"
         )
+        record(
+            "uploads",
+            {
+                "case": f"{args.megabytes} MB, one at a time",
+                **latency_figures(one, 2),
+                "mb_per_s": round(args.megabytes * len(one) / (sum(one) / 1000), 1),
+                "peak_rss_before_mib": round(before / 1024, 1),
+                "peak_rss_after_mib": round(after_one / 1024, 1),
+            },
+        )
 
         many: list[float] = []
         for _ in range(rounds):
@@ -107,6 +120,19 @@ async def run(args: argparse.Namespace) -> int:
             f"  server peak RSS {after_one / 1024:.0f} -> {after_many / 1024:.0f} MiB "
             f"({(after_many - after_one) / 1024 / args.clients:.1f} MiB per concurrent "
             f"upload of {args.megabytes} MB)"
+        )
+        record(
+            "uploads",
+            {
+                "case": f"{args.megabytes} MB, {args.clients} at once",
+                **latency_figures(many, 2),
+                "peak_rss_after_mib": round(after_many / 1024, 1),
+                "mib_per_concurrent_upload": round(
+                    (after_many - after_one) / 1024 / args.clients, 2
+                ),
+            },
+            baseline="one at a time (p50)",
+            ratio=percentile(many, 50) / percentile(one, 50),
         )
     return 0
 
