@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -419,10 +420,25 @@ async def raw_server(dsn: str, workers: int, log: Path) -> Any:
             await asyncio.wait_for(process.wait(), 10)
 
 
+def find_pgbench() -> str:
+    """pgbench on the PATH, else the one the embedded PostgreSQL wheel ships."""
+    found = shutil.which("pgbench")
+    if found:
+        return found
+    try:
+        with warnings.catch_warnings():  # its platformdirs import warns about XDG_RUNTIME_DIR
+            warnings.simplefilter("ignore")
+            import pgserver
+    except ImportError:
+        raise BenchError("pgbench is not on the PATH and the pgserver wheel is missing") from None
+    path = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pgbench"
+    if not path.exists():
+        raise BenchError("pgbench is neither on the PATH nor in the pgserver wheel")
+    return str(path)
+
+
 async def pgbench(dsn: str, clients: int, seconds: float) -> tuple[float, str]:
-    binary = shutil.which("pgbench")
-    if not binary:
-        raise BenchError("pgbench is not installed (PostgreSQL's client package)")
+    binary = find_pgbench()
     async with scratch_database(dsn, "stacklo_pgbench") as scratch:
         init = await asyncio.create_subprocess_exec(
             binary, "-i", "-q", "-s", "10", scratch,
