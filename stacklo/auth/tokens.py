@@ -27,6 +27,10 @@ class InvalidAccessToken(Exception):
     """Any reason a bearer token is refused; the reason is logged, never shown."""
 
 
+# How many verified access tokens a process remembers (a few MB at most).
+VERIFIED_TOKENS = 20_000
+
+
 class JwtTokens:
     REQUIRED = ("iss", "aud", "sub", "iat", "exp", "jti", "sid")
 
@@ -36,6 +40,9 @@ class JwtTokens:
         self._issuer = issuer
         self._audience = audience
         self._ttl = ttl
+        # Tokens already verified, by their exact text: the same bytes carry the same valid
+        # signature, so a repeat only needs its expiry checked again.
+        self._verified: dict[str, AccessClaims] = {}
 
     def issue_access(
         self, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
@@ -55,6 +62,19 @@ class JwtTokens:
         )
 
     def decode_access(self, token: str) -> AccessClaims:
+        known = self._verified.get(token)
+        if known is not None:
+            if known.expires_at.timestamp() > time.time():
+                return known
+            del self._verified[token]
+            raise InvalidAccessToken("Signature has expired")
+        claims = self._decode(token)
+        if len(self._verified) >= VERIFIED_TOKENS:  # the oldest goes first
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = claims
+        return claims
+
+    def _decode(self, token: str) -> AccessClaims:
         try:
             # Only the configured algorithm: "none" and algorithm-confusion tokens fail here.
             claims = jwt.decode(

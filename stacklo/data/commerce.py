@@ -69,6 +69,22 @@ _MERCHANT = select(merchants).where(merchants.c.id == bindparam("id"))
 _MERCHANT_FOR_UPDATE = _MERCHANT.with_for_update()
 _CHECKOUT = select(checkouts).where(checkouts.c.id == bindparam("id"))
 _CHECKOUT_FOR_UPDATE = _CHECKOUT.with_for_update()
+_SAVE_CHECKOUT = (
+    update(checkouts)
+    .where(checkouts.c.id == bindparam("v_id"))
+    .values(
+        status=bindparam("v_status"),
+        payment_method=bindparam("v_method"),
+        payer_id=bindparam("v_payer"),
+        payment_transaction_id=bindparam("v_payment"),
+        paid_at=bindparam("v_paid_at"),
+        fee=bindparam("v_fee"),
+        refunded=bindparam("v_refunded"),
+        fee_returned=bindparam("v_fee_returned"),
+        refunded_from_payable=bindparam("v_from_payable"),
+        updated_at=func.now(),
+    )
+)
 
 
 class Merchants:
@@ -227,20 +243,19 @@ class Checkouts:
 
     async def save(self, checkout: Checkout) -> None:
         await self._conn.execute(
-            update(checkouts)
-            .where(checkouts.c.id == checkout.id)
-            .values(
-                status=checkout.status.value,
-                payment_method=checkout.payment_method.value if checkout.payment_method else None,
-                payer_id=checkout.payer_id,
-                payment_transaction_id=checkout.payment_transaction_id,
-                paid_at=checkout.paid_at,
-                fee=checkout.fee,
-                refunded=checkout.refunded,
-                fee_returned=checkout.fee_returned,
-                refunded_from_payable=checkout.refunded_from_payable,
-                updated_at=func.now(),
-            )
+            _SAVE_CHECKOUT,
+            {
+                "v_id": checkout.id,
+                "v_status": checkout.status.value,
+                "v_method": checkout.payment_method.value if checkout.payment_method else None,
+                "v_payer": checkout.payer_id,
+                "v_payment": checkout.payment_transaction_id,
+                "v_paid_at": checkout.paid_at,
+                "v_fee": checkout.fee,
+                "v_refunded": checkout.refunded,
+                "v_fee_returned": checkout.fee_returned,
+                "v_from_payable": checkout.refunded_from_payable,
+            },
         )
 
     async def add_refund(self, checkout_id: uuid.UUID, transaction_id: uuid.UUID) -> None:

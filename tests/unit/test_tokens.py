@@ -1,5 +1,6 @@
 import base64
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -40,6 +41,26 @@ def test_round_trip_carries_user_and_session() -> None:
         "jti",
     }
     assert expires - datetime.now(UTC) <= timedelta(minutes=15)
+
+
+def test_a_token_verified_before_still_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    t = tokens()
+    raw, _ = t.issue_access(uuid.uuid4(), uuid.uuid4(), datetime.now(UTC))
+    assert t.decode_access(raw) == t.decode_access(raw)  # the second from memory
+    later = time.time() + 16 * 60
+    monkeypatch.setattr("stacklo.auth.tokens.time.time", lambda: later)
+    with pytest.raises(InvalidAccessToken):
+        t.decode_access(raw)
+
+
+def test_a_tampered_copy_of_a_verified_token_is_refused() -> None:
+    t = tokens()
+    raw, _ = t.issue_access(uuid.uuid4(), uuid.uuid4(), datetime.now(UTC))
+    t.decode_access(raw)
+    head, body, signature = raw.split(".")
+    forged = f"{head}.{body}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
+    with pytest.raises(InvalidAccessToken):
+        t.decode_access(forged)
 
 
 def test_every_token_has_its_own_jti() -> None:
