@@ -32,7 +32,13 @@ from stacklo.config import Settings
 from stacklo.data.buckets import SharedBuckets
 from stacklo.data.db import create_engine, migrate, start_embedded
 from stacklo.data.fx import MemoryRateCache, RedisRateCache
-from stacklo.data.outbox import NOTIFIER_LOCK, RATE_FEED_LOCK, SCHEDULER_LOCK, RelayConnection
+from stacklo.data.outbox import (
+    NOTIFIER_LOCK,
+    RATE_FEED_LOCK,
+    SCHEDULER_LOCK,
+    OutboxBell,
+    RelayConnection,
+)
 from stacklo.data.persisted import MemoryQueryCache, QueryCache, RedisQueryCache, Registered
 from stacklo.data.uow import SqlUnitOfWorkFactory
 from stacklo.domain.auth import AuthService
@@ -126,10 +132,16 @@ def build_rate_feed(settings: Settings) -> RateFeed:
 
 
 async def run_jobs(
-    settings: Settings, engine: Any, broadcast: Broadcast, rates: Rates, stop: asyncio.Event
+    settings: Settings,
+    engine: Any,
+    broadcast: Broadcast,
+    rates: Rates,
+    stop: asyncio.Event,
+    bell: OutboxBell,
 ) -> None:
     """What `stacklo worker` runs (and `serve` in-process when embedded): the outbox relay and
-    the rate ticker, each leading through its own advisory lock, until ``stop`` is set."""
+    the rate ticker, each leading through its own advisory lock, until ``stop`` is set. The
+    jobs' commits ring ``bell``; the relay's own do not (it would wake itself)."""
     relay = Relay(
         SqlUnitOfWorkFactory(engine),
         broadcast,
@@ -145,6 +157,7 @@ async def run_jobs(
         history=timedelta(days=settings.rate_history_days),
     )
     uow = SqlUnitOfWorkFactory(engine)
+    uow.committed = bell.ring
     checkouts = build_checkouts(settings, uow)
     settlement = Settlement(uow, utcnow, timedelta(seconds=settings.settlement_delay_seconds))
     collection = Collection(uow, utcnow, settings.lending())
@@ -212,8 +225,11 @@ def build_services(
     provider: PaymentProvider | None = None,
     broadcast: Broadcast | None = None,
     storage: ObjectStorage | None = None,
+    bell: OutboxBell | None = None,
 ) -> Services:
     uow = SqlUnitOfWorkFactory(engine)
+    if bell is not None:
+        uow.committed = bell.ring
     tokens = JwtTokens(
         settings.secret,
         settings.jwt_algorithm,
@@ -366,15 +382,19 @@ class Runtime:
         )
         broadcast = make_broadcast(settings.broadcast_url)
         await broadcast.connect()
+        bell = OutboxBell(engine)
         self._services = built = build_services(
-            settings, engine, self.provider, broadcast, self.storage
+            settings, engine, self.provider, broadcast, self.storage, bell
         )
         self._persisted = build_persisted(settings, engine)
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(built.sessions.run(built.streams, stop))]
+        tasks = [
+            asyncio.create_task(built.sessions.run(built.streams, stop)),
+            asyncio.create_task(bell.run(stop)),
+        ]
         if settings.worker_in_process:
             tasks.append(
-                asyncio.create_task(run_jobs(settings, engine, broadcast, built.rates, stop))
+                asyncio.create_task(run_jobs(settings, engine, broadcast, built.rates, stop, bell))
             )
         settle_heap()
         log.info("started", embedded=settings.embedded, env=settings.env)

@@ -164,6 +164,7 @@ def worker(args: argparse.Namespace) -> int:
     times: each job leads through its own advisory lock."""
     from stacklo.app import build_rates, run_jobs
     from stacklo.data.db import create_engine
+    from stacklo.data.outbox import OutboxBell
     from stacklo.data.uow import SqlUnitOfWorkFactory
     from stacklo.observability import configure_logging, log
     from stacklo.realtime.broadcast import make_broadcast
@@ -181,7 +182,9 @@ def worker(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, settings.log_json)
 
     async def run() -> int:
-        engine = create_engine(url, pool_size=3, max_overflow=2)
+        # Five connections are held for good (relay, ticker, scheduler, notifier, outbox bell);
+        # the jobs borrow beside them.
+        engine = create_engine(url, pool_size=8, max_overflow=4)
         broadcast = make_broadcast(settings.broadcast_url)
         try:
             await broadcast.connect()
@@ -192,10 +195,15 @@ def worker(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        rates = build_rates(settings, SqlUnitOfWorkFactory(engine))
+        bell = OutboxBell(engine)
+        uow = SqlUnitOfWorkFactory(engine)
+        uow.committed = bell.ring
+        rates = build_rates(settings, uow)
         log.info("worker_started")
         try:
-            await run_jobs(settings, engine, broadcast, rates, stop)
+            await asyncio.gather(
+                run_jobs(settings, engine, broadcast, rates, stop, bell), bell.run(stop)
+            )
         finally:
             await broadcast.disconnect()
             await engine.dispose()

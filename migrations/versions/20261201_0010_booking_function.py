@@ -1,5 +1,5 @@
-"""the booking function (a movement's locks, checks and account updates in one call) and the
-daily outgoing totals the cap reads
+"""the booking function (a movement's locks, checks and account updates in one call), the
+daily outgoing totals the cap reads, and no NOTIFY inside outbox-writing transactions
 
 Revision ID: 0010
 Revises: 0009
@@ -194,9 +194,21 @@ def upgrade() -> None:
     for statement in _DAILY:
         op.execute(statement)
     op.execute(_FUNCTION)
+    # The relay is woken from outside the committing transactions now (``OutboxBell``): a
+    # NOTIFY inside one made every such commit wait its turn on the notification lock.
+    op.execute("DROP TRIGGER outbox_events_notify ON outbox_events")
+    op.execute("DROP FUNCTION stacklo_notify_outbox()")
 
 
 def downgrade() -> None:
+    op.execute(
+        """CREATE FUNCTION stacklo_notify_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN PERFORM pg_notify('stacklo_outbox', ''); RETURN NULL; END $$"""
+    )
+    op.execute(
+        """CREATE TRIGGER outbox_events_notify AFTER INSERT ON outbox_events
+           FOR EACH STATEMENT EXECUTE FUNCTION stacklo_notify_outbox()"""
+    )
     op.execute("DROP TRIGGER ledger_transactions_outgoing ON ledger_transactions")
     op.execute("DROP FUNCTION stacklo_count_outgoing()")
     op.execute("DROP TABLE daily_outgoing")

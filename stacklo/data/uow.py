@@ -62,9 +62,11 @@ class SqlUnitOfWork:
         read_only: bool = False,
         single_write: bool = False,
         after_commit: AfterCommit | None = None,
+        committed: Callable[[], None] | None = None,
     ):
         self._engine = engine
         self._after_commit = after_commit
+        self._committed = committed
         self._read_only = read_only
         # One write at most, atomic on its own (a claiming booking): no BEGIN, no COMMIT.
         self._single_write = single_write
@@ -128,11 +130,15 @@ class SqlUnitOfWork:
             self._slots = None
 
     async def commit(self) -> None:
-        if self._single_write:
-            return  # the one write committed itself
+        if self._single_write:  # the one write committed itself
+            if self._committed is not None:
+                self._committed()
+            return
         if self._tx is None:
             raise RuntimeError("a read-only unit of work cannot commit")
         await self._tx.commit()
+        if self._committed is not None:
+            self._committed()
         if self._after_commit is not None and (self._changed.sessions or self._changed.users):
             self._after_commit(self._changed.sessions, self._changed.users)
 
@@ -143,6 +149,10 @@ class SqlUnitOfWorkFactory:
         # Told which sessions ended and which users changed, once committed (the viewers the
         # authenticator remembers in this process go at once; other processes hear the events).
         self.after_commit: AfterCommit | None = None
+        # Told after every commit (the outbox bell: whatever was written may carry events).
+        self.committed: Callable[[], None] | None = None
 
     def __call__(self, read_only: bool = False, single_write: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, read_only, single_write, self.after_commit)
+        return SqlUnitOfWork(
+            self.engine, read_only, single_write, self.after_commit, self.committed
+        )

@@ -1,8 +1,9 @@
 """The outbox relay: publishes committed events to broadcast channels, at least once.
 
-It wakes on PostgreSQL NOTIFY (sent by a trigger when an outbox row commits) and also polls,
-so a lost notification only delays. Any number of relays may run: one leads (a session
-advisory lock), the others stand by and take over when its connection drops.
+It wakes on PostgreSQL NOTIFY (sent by the outbox bell, ``data.outbox.OutboxBell``, after a
+unit of work commits) and also polls, so a lost notification only delays. Any number of
+relays may run: one leads (a session advisory lock), the others stand by and take over when
+its connection drops.
 
 Each batch is positioned and committed first, then published, then marked published. A
 subscriber's replay reads positioned events, so whatever it may have received live is already
