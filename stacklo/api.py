@@ -50,7 +50,7 @@ from stacklo.schema.common import (
     decode_sequence_cursor,
     decode_time_cursor,
 )
-from stacklo.schema.errors import ErrorPolicy, QuietSchema
+from stacklo.schema.errors import ErrorPolicy
 from stacklo.schema.fx import ConvertPayload, CreateQuotePayload, ExchangeRate
 from stacklo.schema.kyc import UploadKycDocumentPayload
 from stacklo.schema.ledger import Transaction, TransactionEvent, WalletEvent
@@ -70,6 +70,7 @@ from stacklo.schema.notifications import (
 )
 from stacklo.schema.permissions import Allowed, IsAuthenticated
 from stacklo.schema.platform import PlatformStats
+from stacklo.schema.subscriptions import HandoverSchema
 from stacklo.schema.users import (
     AuditEvent,
     AuthPayload,
@@ -478,7 +479,7 @@ class Subscription:
     )
 
 
-schema = QuietSchema(
+schema = HandoverSchema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,

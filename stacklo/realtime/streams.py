@@ -7,15 +7,17 @@ by position). Live events are buffered per subscription up to a bound; a consume
 further behind is cut off (``SlowConsumer``) instead of growing memory.
 
 A process holds one broadcast subscription per channel, however many subscribers it serves
-(every socket's rateUpdated shares one; a user's two subscriptions share their channel): a
-message is decoded once and handed to each subscription's inbox, which costs a deque and,
-while idle, one future, rather than a queue, an event and a task of its own.
+(a user's subscriptions share their channel; a rate tick reaches one inbox per shared feed,
+``stacklo/web/delivery.py``, not one per socket): a message is decoded once and handed to each
+subscription's inbox, which costs, while idle, one future (its deque comes with its first
+waiting event), rather than a queue, an event and a task of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import json
 import uuid
@@ -47,6 +49,11 @@ def decode(message: str) -> OutboxEvent:
 
 class SlowConsumer(Exception):
     """The subscriber's buffer overflowed."""
+
+
+# Close code for a socket cut off as a slow consumer (documented in the README).
+SLOW_CONSUMER_CLOSE = 4413
+SLOW_CONSUMER_REASON = "subscriber too slow: buffer overflow"
 
 
 class Subscribable(Protocol):
@@ -141,7 +148,10 @@ class Streams:
         inboxes.add(inbox)
         if channel not in self._pumps:
             ready = asyncio.Event()
-            self._pumps[channel] = (asyncio.create_task(self._pump(channel, ready)), ready)
+            # The pump serves every subscriber of the channel: it carries none's request context
+            # (its operation, loaders, request id), which would otherwise live as long as it.
+            pump = asyncio.create_task(self._pump(channel, ready), context=contextvars.Context())
+            self._pumps[channel] = (pump, ready)
         pump, ready = self._pumps[channel]
         try:
             if not ready.is_set():
@@ -170,19 +180,22 @@ class Streams:
 
 
 class _Inbox:
-    """One subscription's bounded buffer; past the bound it is cut off, not grown."""
+    """One subscription's bounded buffer; past the bound it is cut off, not grown. The deque
+    is made when the first event waits in it: an idle subscription holds none."""
 
     __slots__ = ("_bound", "_items", "_overflowed", "_waiter")
 
     def __init__(self, bound: int):
         self._bound = bound
-        self._items: deque[OutboxEvent] = deque()
+        self._items: deque[OutboxEvent] | None = None
         self._overflowed = False
         self._waiter: asyncio.Future[None] | None = None
 
     def push(self, event: OutboxEvent) -> None:
         if self._overflowed:
             return
+        if self._items is None:
+            self._items = deque()
         if len(self._items) >= self._bound:
             self._overflowed = True
         else:
@@ -196,7 +209,10 @@ class _Inbox:
                 SLOW_CONSUMERS.inc()
                 raise SlowConsumer()
             if self._items:
-                return self._items.popleft()
+                event = self._items.popleft()
+                if not self._items:
+                    self._items = None
+                return event
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated
 
 import strawberry
@@ -16,7 +16,7 @@ from stacklo.realtime.streams import SlowConsumer
 from stacklo.resolvers.errors import user_errors
 from stacklo.resolvers.ids import node_id
 from stacklo.resolvers.realtime import close_slow
-from stacklo.schema.context import Info
+from stacklo.schema.context import Info, Services
 from stacklo.schema.fx import (
     ConvertInput,
     ConvertPayload,
@@ -27,6 +27,7 @@ from stacklo.schema.fx import (
     Quote,
 )
 from stacklo.schema.ledger import Transaction
+from stacklo.schema.subscriptions import EVERYONE, delivered
 
 
 def _pairs(pairs: list[CurrencyPairInput] | None) -> list[Pair] | None:
@@ -52,7 +53,8 @@ async def rate_updated(
         strawberry.argument(description="The pairs wanted; every supported pair when null."),
     ] = None,
 ) -> AsyncGenerator[ExchangeRate, None]:
-    """Every tick of the viewer's pairs (every supported pair when pairs is null)."""
+    """Every tick of the viewer's pairs (every supported pair when pairs is null). A tick
+    reads the same for every subscriber: one execution per distinct selection."""
     viewer = await info.context.require_viewer()
     services = info.context.services
     wanted = _pairs(pairs)
@@ -61,13 +63,21 @@ async def rate_updated(
             raise DomainError(
                 ErrorCode.INVALID_INPUT, f"{pair} is not a supported pair.", ("pairs", str(n))
             )
-    async with services.streams.slot(viewer.user.id):
-        try:
-            async for event in services.streams.events(RATES_CHANNEL, lambda e: True):
-                for rate in services.rates.tick_rates(event.position, event.payload, wanted):
-                    yield ExchangeRate.of(rate)
-        except SlowConsumer:
-            await close_slow(info)
+    try:
+        async for rate in delivered(
+            services.streams.slot(viewer.user.id),
+            lambda: _ticks(services, wanted),
+            audience=EVERYONE,
+        ):
+            yield rate
+    except SlowConsumer:
+        await close_slow(info)
+
+
+async def _ticks(services: Services, wanted: list[Pair] | None) -> AsyncIterator[ExchangeRate]:
+    async for event in services.streams.events(RATES_CHANNEL, lambda e: True):
+        for rate in services.rates.tick_rates(event.position, event.payload, wanted):
+            yield ExchangeRate.of(rate)
 
 
 @user_errors(CreateQuotePayload)

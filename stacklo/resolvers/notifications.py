@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated
 
 import strawberry
@@ -12,7 +13,7 @@ from stacklo.domain.events import NOTIFICATION_CREATED
 from stacklo.domain.notices import StoredNotification
 from stacklo.domain.notifications import MAX_IDS
 from stacklo.realtime.channels import user_channel
-from stacklo.realtime.streams import SlowConsumer
+from stacklo.realtime.streams import SlowConsumer, Streams
 from stacklo.resolvers.errors import user_errors
 from stacklo.resolvers.realtime import close_slow
 from stacklo.schema.common import node_uuid
@@ -25,6 +26,7 @@ from stacklo.schema.notifications import (
     SetNotificationPreferencesInput,
     SetNotificationPreferencesPayload,
 )
+from stacklo.schema.subscriptions import delivered
 
 
 @user_errors(MarkNotificationsReadPayload)
@@ -85,14 +87,23 @@ async def notification_received(
         if position is None:
             raise CursorExpired()
         await streams.check_cursor(position)
-    async with streams.slot(viewer.user.id):
-        try:
-            async for event in streams.events(
-                user_channel(viewer.user.id),
-                lambda e: e.topic == NOTIFICATION_CREATED,
-                after=position,
-                replay=streams.user_replay(viewer.user.id, NOTIFICATION_CREATED),
-            ):
-                yield Notification.of(StoredNotification.from_dict(event.payload))
-        except SlowConsumer:
-            await close_slow(info)
+    try:
+        async for item in delivered(
+            streams.slot(viewer.user.id),
+            lambda: _notifications(streams, viewer.user.id, position),
+        ):
+            yield item
+    except SlowConsumer:
+        await close_slow(info)
+
+
+async def _notifications(
+    streams: Streams, user_id: uuid.UUID, position: int | None
+) -> AsyncIterator[Notification]:
+    async for event in streams.events(
+        user_channel(user_id),
+        lambda e: e.topic == NOTIFICATION_CREATED,
+        after=position,
+        replay=streams.user_replay(user_id, NOTIFICATION_CREATED),
+    ):
+        yield Notification.of(StoredNotification.from_dict(event.payload))

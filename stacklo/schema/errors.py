@@ -34,68 +34,74 @@ class ErrorPolicy(MaskErrors):
     """
 
     def __init__(self) -> None:
-        super().__init__(error_message="Internal server error")
+        super().__init__(error_message=MASKED)
 
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
-        return [self._one(e) for e in errors]
-
-    def _one(self, error: GraphQLError) -> GraphQLError:
-        original = error.original_error
-        if isinstance(original, RateLimited) and original.retry_after is not None:
-            return self._coded(
-                error, str(original), {"code": original.code, "retryAfter": original.retry_after}
-            )
-        if isinstance(original, AccessError):
-            return self._coded(error, str(original), {"code": original.code})
-        if isinstance(original, DomainError):
-            extensions: dict[str, Any] = {"code": original.code.value}
-            if original.field:
-                extensions["field"] = list(original.field)
-            return self._coded(error, original.message, extensions)
-        if isinstance(original, GraphQLError):
-            return self._client(original)
-        if original is None:
-            return self._client(error)
-        if error.path is None and error.nodes:
-            return self._client(error, "BAD_USER_INPUT")  # a variable that did not coerce
-        request_id = report_unexpected(original)
-        return self._coded(
-            error, self.error_message, {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
-        )
-
-    def _client(self, error: GraphQLError, code: str | None = None) -> GraphQLError:
-        if error.extensions and "code" in error.extensions:
-            return error
-        if isinstance(error, GraphQLSyntaxError):
-            tokens = _TOO_MANY_TOKENS.search(error.message)
-            if tokens:
-                limit = self.execution_context.context.services.settings.max_query_tokens
-                return refusal(
-                    "tokens", limit + 1, limit, f"The operation has more than {limit} tokens."
-                )
-            return self._coded(error, error.message, {"code": "GRAPHQL_PARSE_FAILED"})
-        message = error.message
-        if self._hide_schema():
-            message = _SUGGESTION.sub("", message)
-        if code is None:
-            code = "BAD_USER_INPUT" if _BAD_VALUE.search(message) else "GRAPHQL_VALIDATION_FAILED"
-        return self._coded(error, message, {"code": code})
-
-    def _hide_schema(self) -> bool:
         context = getattr(self.execution_context, "context", None)
-        services = getattr(context, "services", None)
-        return services is None or services.settings.introspection_policy != "public"
+        return masked(errors, getattr(context, "services", None))
 
-    @staticmethod
-    def _coded(error: GraphQLError, message: str, extensions: dict[str, Any]) -> GraphQLError:
-        return GraphQLError(
-            message,
-            nodes=error.nodes,
-            source=error.source,
-            positions=error.positions,
-            path=error.path,
-            extensions=extensions,
+
+MASKED = "Internal server error"
+
+
+def masked(errors: list[GraphQLError], services: Any) -> list[GraphQLError]:
+    """The policy applied to ``errors`` (``services``: the application's, None when there
+    is no context): also for events a socket executes outside strawberry's pipeline."""
+    settings = getattr(services, "settings", None)
+    return [_one(e, settings) for e in errors]
+
+
+def _one(error: GraphQLError, settings: Any) -> GraphQLError:
+    original = error.original_error
+    if isinstance(original, RateLimited) and original.retry_after is not None:
+        return _coded(
+            error, str(original), {"code": original.code, "retryAfter": original.retry_after}
         )
+    if isinstance(original, AccessError):
+        return _coded(error, str(original), {"code": original.code})
+    if isinstance(original, DomainError):
+        extensions: dict[str, Any] = {"code": original.code.value}
+        if original.field:
+            extensions["field"] = list(original.field)
+        return _coded(error, original.message, extensions)
+    if isinstance(original, GraphQLError):
+        return _client(original, settings)
+    if original is None:
+        return _client(error, settings)
+    if error.path is None and error.nodes:
+        return _client(error, settings, "BAD_USER_INPUT")  # a variable that did not coerce
+    request_id = report_unexpected(original)
+    return _coded(error, MASKED, {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id})
+
+
+def _client(error: GraphQLError, settings: Any, code: str | None = None) -> GraphQLError:
+    if error.extensions and "code" in error.extensions:
+        return error
+    if isinstance(error, GraphQLSyntaxError):
+        tokens = _TOO_MANY_TOKENS.search(error.message)
+        if tokens and settings is not None:
+            limit = settings.max_query_tokens
+            return refusal(
+                "tokens", limit + 1, limit, f"The operation has more than {limit} tokens."
+            )
+        return _coded(error, error.message, {"code": "GRAPHQL_PARSE_FAILED"})
+    message = error.message
+    if settings is None or settings.introspection_policy != "public":
+        message = _SUGGESTION.sub("", message)
+    if code is None:
+        code = "BAD_USER_INPUT" if _BAD_VALUE.search(message) else "GRAPHQL_VALIDATION_FAILED"
+    return _coded(error, message, {"code": code})
+
+
+def _coded(error: GraphQLError, message: str, extensions: dict[str, Any]) -> GraphQLError:
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions=extensions,
+    )
 
 
 class QuietSchema(strawberry.Schema):

@@ -7,7 +7,10 @@ A WebSocket is signed in by the token in ``connection_init`` (or, failing that, 
 - is registered with the process's ``SessionGuard``, which closes it with 4403 the moment its
   session ends, in whichever process that happened (``stacklo/realtime/sessions.py``);
 - authenticates its token again before every operation, as every HTTP request does, and runs
-  each operation with its own viewer and batch loaders.
+  each operation with its own viewer and batch loaders;
+- over graphql-transport-ws, delivers the subscriptions strawberry admitted itself
+  (``stacklo/web/delivery.py``): the viewer's own events executed for them, an event that
+  reads the same for many sockets executed once for them all.
 
 A socket that is not signed in is closed (4408) after ``ws_idle_anonymous_seconds`` without an
 operation, and one client address holds at most ``ws_sockets_per_address`` sockets per process
@@ -26,12 +29,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cross_web import HTTPException
+from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLFormattedError
 from prometheus_client import Counter as Metric
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
@@ -56,8 +60,22 @@ from stacklo.domain.errors import AccessError
 from stacklo.domain.models import RequestMeta, Viewer
 from stacklo.observability import request_id_var
 from stacklo.realtime.sessions import SESSION_ENDED_CLOSE
+from stacklo.realtime.streams import SLOW_CONSUMER_CLOSE, SLOW_CONSUMER_REASON, SlowConsumer
 from stacklo.schema.context import Context, Services
 from stacklo.schema.limits import count_tokens, refusal
+from stacklo.schema.subscriptions import Handoff, Taker, release, taking
+from stacklo.web.delivery import (
+    EXECUTIONS,
+    Feed,
+    FeedKey,
+    Feeds,
+    Member,
+    Selection,
+    Subscription,
+    body,
+    close_events,
+    failure,
+)
 from stacklo.web.persisted import PersistedQueries, PersistedRefusal
 
 IDLE_CLOSE = 4408
@@ -169,7 +187,7 @@ class SocketState:
         self._websocket: WebSocket | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._closing: set[asyncio.Task[None]] = set()
-        self._held = contextlib.ExitStack()
+        self._registration: contextlib.AbstractContextManager[None] | None = None
         self.signed_in = False
         self.closed = False
 
@@ -190,7 +208,9 @@ class SocketState:
         self._cancel("idle")
         delay = (viewer.token_expires_at - datetime.now(UTC)).total_seconds()
         self._later("expiry", max(delay, 0.0), SESSION_ENDED_CLOSE, "token expired")
-        self._held.enter_context(services.sessions.register(viewer.session_id, self.close))
+        registration = services.sessions.register(viewer.session_id, self.close)
+        registration.__enter__()
+        self._registration = registration
 
     def touch(self) -> None:
         """An operation started; a socket that is not signed in may idle only so long."""
@@ -200,7 +220,9 @@ class SocketState:
     def release(self) -> None:
         for name in list(self._timers):
             self._cancel(name)
-        self._held.close()
+        registration, self._registration = self._registration, None
+        if registration is not None:
+            registration.__exit__(None, None, None)
 
     def _later(self, name: str, delay: float, code: int, reason: str) -> None:
         self._cancel(name)
@@ -256,9 +278,13 @@ async def screen(context: Context, payload: object, persisted: PersistedQueries)
         return _Ended()
 
 
-def _persisted(view: object) -> PersistedQueries:
+def _view(view: object) -> GraphQLApp:
     assert isinstance(view, GraphQLApp)
-    return view.persisted()
+    return view
+
+
+def _persisted(view: object) -> PersistedQueries:
+    return _view(view).persisted()
 
 
 def begin_operation(context: Context, viewer: Viewer | None) -> None:
@@ -268,9 +294,13 @@ def begin_operation(context: Context, viewer: Viewer | None) -> None:
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws, with subscriptions delivered here once strawberry has admitted
+    them (``stacklo/web/delivery.py``)."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._viewers: dict[str, Viewer | None] = {}
+        self._members: dict[str, Member] = {}
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         operation_id = message["id"]
@@ -288,8 +318,147 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             self._viewers.pop(operation_id, None)  # refused (e.g. the per-socket limit)
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
-        begin_operation(self.context, self._viewers.pop(operation.id, None))
-        await super().run_operation(operation)
+        viewer = self._viewers.pop(operation.id, None)
+        subscription = await self._admitted(operation, viewer)
+        if subscription is None:
+            return
+        if subscription.key is None:
+            await self._deliver_own(operation, subscription, viewer)
+        else:
+            self._join(operation, subscription, subscription.key, viewer)
+
+    async def _admitted(
+        self, operation: Operation[Context, None], viewer: Viewer | None
+    ) -> Subscription | None:
+        """strawberry runs the operation, in a task of its own (its viewer, loaders and
+        extensions end with it); the subscription it admitted, if its resolver handed one
+        over."""
+        taken: list[Handoff[Any]] = []
+
+        def take(handoff: Handoff[Any]) -> bool:
+            if taken or handoff.document is None:
+                return False
+            # strawberry's own "complete" at the end of its (now empty) stream is not sent,
+            # and the operation stays registered: the subscription goes on here.
+            operation.completed = True
+            taken.append(handoff)
+            return True
+
+        try:
+            await asyncio.create_task(self._admit(operation, viewer, take))
+            if not taken:
+                return None
+            if self.operations.get(operation.id) is not operation:  # completed meanwhile
+                await release(taken.pop().held)
+                return None
+            return await Subscription.of(
+                taken[0],
+                schema,
+                operation.id,
+                operation.query,
+                operation.variables,
+                operation.operation_name,
+            )
+        except BaseException:
+            for handoff in taken:
+                await release(handoff.held)
+            raise
+
+    async def _admit(
+        self, operation: Operation[Context, None], viewer: Viewer | None, take: Taker
+    ) -> None:
+        begin_operation(self.context, viewer)
+        with taking(take):
+            await super().run_operation(operation)
+
+    async def _deliver_own(
+        self, operation: Operation[Context, None], subscription: Subscription, viewer: Viewer | None
+    ) -> None:
+        """This subscriber's own events, each executed for them (in a task of its own, with
+        fresh loaders), in order; then ``complete``, as strawberry ends a stream."""
+        services = self.context.services
+        limit_connections(services.settings.db_connections_per_request)
+        frames = subscription.frames
+        final: str | None = None
+        try:
+            events = subscription.events()
+            try:
+                async for root in events:
+                    result = await asyncio.create_task(
+                        self._execute(subscription.selection, viewer, root)
+                    )
+                    EXECUTIONS.labels("own").inc()
+                    await self._send_text(frames.next(body(result)))
+            finally:
+                await close_events(events)
+                await release(subscription.held)
+        except SlowConsumer:
+            await self.context.socket.close(SLOW_CONSUMER_CLOSE, SLOW_CONSUMER_REASON)
+            return
+        except _Gone:
+            return
+        except Exception as error:
+            final = body(failure(error, services))
+        with contextlib.suppress(_Gone):
+            if final is not None:
+                await self._send_text(frames.next(final))
+            self._forget(operation)
+            await self._send_text(frames.complete())
+
+    async def _execute(
+        self, selection: Selection, viewer: Viewer | None, root: object
+    ) -> GraphQLExecutionResult:
+        begin_operation(self.context, viewer)
+        executor = selection.executor(self.context)
+        return await Selection.execute(executor, root, self.context.services)
+
+    def _join(
+        self,
+        operation: Operation[Context, None],
+        subscription: Subscription,
+        key: FeedKey,
+        viewer: Viewer | None,
+    ) -> None:
+        """A member of the feed for this selection and audience, started if there is none."""
+        member = Member(
+            self.context.request.send_text,
+            self.context.socket.close,
+            subscription.frames,
+            subscription.held,
+            self.context.services.settings.subscription_buffer,
+            lambda: self._forget(operation),
+        )
+        self._members[operation.id] = member
+        feeds = _view(self.view).feeds
+        services, meta = self.context.services, self.context.meta
+
+        def start() -> Feed:
+            own = Context(services=services, meta=meta)
+            return Feed(feeds, key, subscription.selection, own, viewer, subscription.events)
+
+        feeds.join(key, member, start)
+
+    def _forget(self, operation: Operation[Context, None]) -> None:
+        """The subscription ended on its own: its id is free again."""
+        if self.operations.get(operation.id) is operation:
+            del self.operations[operation.id]
+        self._members.pop(operation.id, None)
+
+    async def _send_text(self, text: str) -> None:
+        try:
+            await self.context.request.send_text(text)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            raise _Gone() from None
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        await super().cleanup_operation(operation_id)
+        member = self._members.pop(operation_id, None)
+        if member is not None:
+            await member.leave()
+
+
+class _Gone(Exception):
+    """The socket went away while a frame was being sent."""
 
 
 class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
@@ -371,6 +540,7 @@ class GraphQLApp(GraphQL[Context, None]):
         self._services = services
         self.persisted = persisted
         self._sockets = SocketCounter(settings.ws_sockets_per_address)
+        self.feeds = Feeds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
