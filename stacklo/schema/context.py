@@ -14,6 +14,7 @@ import contextvars
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from strawberry.dataloader import DataLoader
@@ -88,20 +89,57 @@ class Loaders:
     """Request-scoped batch loaders, so a list of users costs one wallet query, not N, and a
     page of transactions or checkouts costs the same statements at any size."""
 
+    # Each made on first use: a request or a socket event uses a few of them at most.
     def __init__(self, services: Services):
         self._services = services
-        self.wallets_by_user = DataLoader[uuid.UUID, list[Wallet]](self._wallets_by_user)
-        self.users = DataLoader[uuid.UUID, User | None](self._users)
-        self.wallets = DataLoader[uuid.UUID, Wallet | None](self._wallets)
-        self.transactions = DataLoader[uuid.UUID, Transaction | None](self._transactions)
-        self.history = DataLoader[uuid.UUID, list[StatusChange]](self._history)
-        self.entries = DataLoader[uuid.UUID, Sequence[StatementEntry]](self._entries)
-        self.merchants = DataLoader[uuid.UUID, Merchant | None](self._merchants)
-        self.merchant_of_user = DataLoader[uuid.UUID, Merchant | None](self._merchant_of_user)
-        self.checkouts = DataLoader[uuid.UUID, Checkout | None](self._checkouts)
-        self.checkout_refunds = DataLoader[uuid.UUID, list[uuid.UUID]](self._checkout_refunds)
-        self.plan_of_checkout = DataLoader[uuid.UUID, Plan | None](self._plan_of_checkout)
-        self.kyc_documents = DataLoader[uuid.UUID, list[KycDocument]](self._kyc_documents)
+
+    @cached_property
+    def wallets_by_user(self) -> DataLoader[uuid.UUID, list[Wallet]]:
+        return DataLoader[uuid.UUID, list[Wallet]](self._wallets_by_user)
+
+    @cached_property
+    def users(self) -> DataLoader[uuid.UUID, User | None]:
+        return DataLoader[uuid.UUID, User | None](self._users)
+
+    @cached_property
+    def wallets(self) -> DataLoader[uuid.UUID, Wallet | None]:
+        return DataLoader[uuid.UUID, Wallet | None](self._wallets)
+
+    @cached_property
+    def transactions(self) -> DataLoader[uuid.UUID, Transaction | None]:
+        return DataLoader[uuid.UUID, Transaction | None](self._transactions)
+
+    @cached_property
+    def history(self) -> DataLoader[uuid.UUID, list[StatusChange]]:
+        return DataLoader[uuid.UUID, list[StatusChange]](self._history)
+
+    @cached_property
+    def entries(self) -> DataLoader[uuid.UUID, Sequence[StatementEntry]]:
+        return DataLoader[uuid.UUID, Sequence[StatementEntry]](self._entries)
+
+    @cached_property
+    def merchants(self) -> DataLoader[uuid.UUID, Merchant | None]:
+        return DataLoader[uuid.UUID, Merchant | None](self._merchants)
+
+    @cached_property
+    def merchant_of_user(self) -> DataLoader[uuid.UUID, Merchant | None]:
+        return DataLoader[uuid.UUID, Merchant | None](self._merchant_of_user)
+
+    @cached_property
+    def checkouts(self) -> DataLoader[uuid.UUID, Checkout | None]:
+        return DataLoader[uuid.UUID, Checkout | None](self._checkouts)
+
+    @cached_property
+    def checkout_refunds(self) -> DataLoader[uuid.UUID, list[uuid.UUID]]:
+        return DataLoader[uuid.UUID, list[uuid.UUID]](self._checkout_refunds)
+
+    @cached_property
+    def plan_of_checkout(self) -> DataLoader[uuid.UUID, Plan | None]:
+        return DataLoader[uuid.UUID, Plan | None](self._plan_of_checkout)
+
+    @cached_property
+    def kyc_documents(self) -> DataLoader[uuid.UUID, list[KycDocument]]:
+        return DataLoader[uuid.UUID, list[KycDocument]](self._kyc_documents)
 
     async def _wallets_by_user(self, keys: list[uuid.UUID]) -> list[list[Wallet]]:
         async with self._services.uow(read_only=True) as uow:
