@@ -529,7 +529,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Run]:
                         )
                     else:
                         started = time.perf_counter()
-                        count = min(room, args.deposits)
+                        # enough for the run at the uniform rate and then some (each is paid once)
+                        fastest = runs["uniform"].rate if "uniform" in runs else 800.0
+                        count = min(args.deposits, int(fastest * args.seconds * 1.5) + 500)
                         pages = await started_deposits(client, server.base, users, count)
                         print(f"{len(pages)} deposits started in "
                               f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
@@ -549,7 +551,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Run]:
                         # waits before its next request (wrk's delay()), so latency is read
                         # away from saturation.
                         pause = max(0.0, 1000 * args.clients / (run.rate / 2) - run.p50)
-                        paced = script + f"\nfunction delay() return {pause:.1f} end\n"
+                        # fresh idempotency keys: the paced run's are not retries
+                        fresh = header(secrets.token_hex(4), SEND_MONEY, {"users": table})
+                        paced = fresh + UNIFORM_LUA + f"\nfunction delay() return {pause:.1f} end\n"
                         half = await wrk(
                             "half", server.base, paced, args.clients, args.seconds,
                             server.pid, args.dsn, name,
@@ -586,7 +590,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=16, help="wrk connections")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--server-workers", type=int, default=2)
-    parser.add_argument("--deposits", type=int, default=12_000, help="started for `deposits`")
+    parser.add_argument(
+        "--deposits", type=int, default=30_000, help="at most this many started for `deposits`"
+    )
     parser.add_argument("--skip-raw", action="store_true")
     parser.add_argument("--skip-pgbench", action="store_true")
     args = parser.parse_args(argv)
