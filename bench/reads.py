@@ -62,7 +62,10 @@ from bench.common import (
     wait_ready,
 )
 
-# The documents tests/api/test_query_counts.py counts (kept the same on purpose).
+# What a wallet app's activity screen asks for (balances, the newest transactions with who was
+# on the other side, how each went, the legs on the viewer's wallets), and a merchant's
+# dashboard (its checkouts with the payment, refunds and plan); tests/api/test_query_counts.py
+# counts the statements of the same two.
 ACTIVITY = """query Activity($first: Int!) { me {
   wallets { id currency { code } balance { amount currency } availableBalance { amount } }
   transactions(first: $first) {

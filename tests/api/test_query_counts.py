@@ -35,6 +35,7 @@ import uvicorn
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from bench.reads import ACTIVITY, CHECKOUTS
 from stacklo.app import create_app
 from stacklo.config import Settings
 from stacklo.observability import request_id_var
@@ -56,38 +57,8 @@ from tests.helpers import (
 
 PAGE_SIZES = (1, 5, 20)
 
-# What a wallet app's activity screen asks for: balances, then the newest transactions with
-# who was on the other side, how each went, and the legs on the viewer's own wallets.
-ACTIVITY = """query Activity($first: Int!) { me {
-  wallets { id currency { code } balance { amount currency } availableBalance { amount } }
-  transactions(first: $first) {
-    pageInfo { hasNextPage endCursor }
-    edges { cursor node {
-      id reference kind status description failureReason createdAt completedAt
-      amount { amount currency } fee { amount } convertedAmount { amount currency }
-      exchangeRate
-      counterparty { displayName email }
-      statusHistory { status at reason }
-      entries { direction amount { amount } balanceAfter { amount } }
-    } }
-  } } }"""
-
-# What a merchant's dashboard asks for: its checkouts, each with who paid, the payment, the
-# refunds and, when financed, the plan.
-CHECKOUTS = """query MerchantCheckouts($first: Int!) { me { merchant {
-  id name status pendingSettlement { amount currency }
-  checkouts(first: $first) {
-    pageInfo { hasNextPage endCursor }
-    edges { cursor node {
-      id reference description status paymentMethod createdAt paidAt expiresAt
-      amount { amount currency } refundedAmount { amount }
-      payment { reference status fee { amount } counterparty { displayName } }
-      refunds { reference status createdAt amount { amount } }
-      installmentPlan { product status outstanding { amount }
-        installments { sequence dueDate status amount { amount } }
-        nextInstallment { dueDate amount { amount } } }
-    } }
-  } } } }"""
+# The documents: a wallet app's activity screen and a merchant's dashboard (bench/reads.py
+# times the same two).
 
 # The statements each query runs, at any page size (asserted, so a regression shows).
 # Activity: the viewer (session check and user in one), its wallets, the page, the status
