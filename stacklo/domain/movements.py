@@ -97,7 +97,7 @@ async def book(uow: UnitOfWork, movement: Movement) -> Outcome:
     check_balanced(movement.postings)
     tx = movement.transaction
     idem = movement.idempotent
-    outcome = Outcome(tx, idem.payment_url, idem.error) if idem else Outcome(tx)
+    outcome = _outcome(tx, idem)
     answer = (
         Answer(
             idem.user_id,
@@ -128,11 +128,16 @@ async def book(uow: UnitOfWork, movement: Movement) -> Outcome:
 
 async def answer(uow: UnitOfWork, tx: Transaction, idempotent: Idempotent | None) -> Outcome:
     """The answer of a call that books nothing, stored under its idempotency key."""
+    outcome = _outcome(tx, idempotent)
+    if idempotent is not None:
+        await uow.idempotency.save(idempotent.user_id, idempotent.key, response_of(outcome))
+    return outcome
+
+
+def _outcome(tx: Transaction, idempotent: Idempotent | None) -> Outcome:
     if idempotent is None:
         return Outcome(tx)
-    outcome = Outcome(tx, idempotent.payment_url, idempotent.error)
-    await uow.idempotency.save(idempotent.user_id, idempotent.key, response_of(outcome))
-    return outcome
+    return Outcome(tx, idempotent.payment_url, idempotent.error)
 
 
 def _refusal(movement: Movement, refused: Refused) -> DomainError:

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from stacklo.domain.errors import DomainError, ErrorCode
 from stacklo.domain.fx import Quote
@@ -111,12 +112,15 @@ class Transfers:
             try:
                 outcome = await self._send(uow, cmd, note)
             except KeyTaken:  # a call with the same key booked first: its answer is ours
-                return await self._first(uow, cmd)
+                first = await self._first(uow, cmd)
+                assert first is not None, "a taken key has its answer"
+                return await replay(uow, first)
             except DomainError:
                 # A retry gets the first call's answer even where the rules would refuse it
                 # now (its money already moved); a refusal is only for a key never answered.
-                if single and await self._answered(uow, cmd):
-                    return await self._first(uow, cmd)
+                first = await self._first(uow, cmd) if single else None
+                if first is not None:
+                    return await replay(uow, first)
                 raise
             await uow.commit()
         return outcome
@@ -143,14 +147,10 @@ class Transfers:
         return outcome
 
     @staticmethod
-    async def _answered(uow: UnitOfWork, cmd: SendMoney) -> bool:
-        return await uow.idempotency.find(cmd.user.id, cmd.idempotency_key) is not None
-
-    @staticmethod
-    async def _first(uow: UnitOfWork, cmd: SendMoney) -> Outcome:
-        first = await first_answer(uow, cmd.user.id, cmd.idempotency_key, OPERATION, cmd.request())
-        assert first is not None, "a taken key has its answer"
-        return await replay(uow, first)
+    async def _first(uow: UnitOfWork, cmd: SendMoney) -> dict[str, Any] | None:
+        """The first call's stored answer under this key (IDEMPOTENCY_KEY_REUSED for another
+        request), read once."""
+        return await first_answer(uow, cmd.user.id, cmd.idempotency_key, OPERATION, cmd.request())
 
     @staticmethod
     async def _quote(
