@@ -8,6 +8,7 @@ import asyncio
 import errno
 import functools
 import ipaddress
+import json
 import os
 import signal
 import socket
@@ -273,6 +274,23 @@ def ledger_verify(args: argparse.Namespace) -> int:
             report = await verify(engine)
         finally:
             await engine.dispose()
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "ok": report.ok,
+                        "violations": report.violations,
+                        "transactions": report.transactions,
+                        "entries": report.entries,
+                        "accounts": report.accounts,
+                        "customerBalances": {
+                            c: str(v) for c, v in report.customer_balances.items()
+                        },
+                        "customerHeld": {c: str(v) for c, v in report.customer_held.items()},
+                    }
+                )
+            )
+            return 0 if report.ok else 1
         if report.ok:
             print(
                 f"ledger verify: OK ({report.transactions} transactions, {report.entries} entries, "
@@ -356,6 +374,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ledger = p.add_subparsers(dest="ledger_command", required=True)
     v = ledger.add_parser(
         "verify", help="check every ledger invariant; non-zero exit on a violation"
+    )
+    v.add_argument(
+        "--json",
+        action="store_true",
+        help="print the report as JSON, with what customers hold per currency",
     )
     v.set_defaults(run=ledger_verify)
 

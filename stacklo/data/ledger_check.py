@@ -6,7 +6,8 @@ ledger costs a handful of sequential scans and a broken one names its first viol
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -154,6 +155,10 @@ class Report:
     transactions: int
     entries: int
     accounts: int
+    # What customers hold per currency, in the same snapshot as the checks: a total that
+    # only transfers between customers touched must not move (the bank test reads it).
+    customer_balances: dict[str, Decimal] = field(default_factory=dict)
+    customer_held: dict[str, Decimal] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -177,4 +182,19 @@ async def verify(engine: AsyncEngine) -> Report:
                 )
             )
         ).one()
-    return Report(violations, int(counts[0]), int(counts[1]), int(counts[2]))
+        totals = (
+            await conn.execute(
+                text(
+                    "SELECT currency, sum(balance), sum(held) FROM wallets WHERE kind = 'CUSTOMER'"
+                    " GROUP BY currency ORDER BY currency"
+                )
+            )
+        ).all()
+    return Report(
+        violations,
+        int(counts[0]),
+        int(counts[1]),
+        int(counts[2]),
+        {str(row[0]): Decimal(row[1]) for row in totals},
+        {str(row[0]): Decimal(row[2]) for row in totals},
+    )

@@ -110,7 +110,9 @@ class Proc:
             if needle in self.log_text()[since:]:
                 return
             time.sleep(0.1)
-        raise AssertionError(f"{needle!r} not in the log within {timeout} s:\n{self.log_text()[-3000:]}")
+        raise AssertionError(
+            f"{needle!r} not in the log within {timeout} s:\n{self.log_text()[-3000:]}"
+        )
 
 
 @dataclass
@@ -173,4 +175,3 @@ def stack(own_pg: OwnPostgres, own_redis: OwnRedis, tmp_path: Path) -> Iterator[
         yield running
     finally:
         running.close()
-

@@ -65,8 +65,19 @@ class OwnPostgres:
         cluster = cls(folder)
         subprocess.run(
             _as_postgres(
-                [_pg_bin("initdb"), "-D", str(cluster.data), "-A", "trust", "-U", "postgres"]
-                + ["-E", "UTF8", "--no-sync", "--locale=C"]
+                [
+                    _pg_bin("initdb"),
+                    "-D",
+                    str(cluster.data),
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                    "--locale=C",
+                ]
             ),
             check=True,
             capture_output=True,
@@ -77,9 +88,7 @@ class OwnPostgres:
         """A stopped copy of this (stopped) cluster in ``folder``, on a port of its own."""
         folder.mkdir(parents=True, exist_ok=True)
         _open_to_postgres(folder)
-        subprocess.run(
-            _as_postgres(["cp", "-a", str(self.data), str(folder / "data")]), check=True
-        )
+        subprocess.run(_as_postgres(["cp", "-a", str(self.data), str(folder / "data")]), check=True)
         return OwnPostgres(folder)
 
     def url(self, database: str = "postgres") -> str:
@@ -97,8 +106,19 @@ class OwnPostgres:
         )
         subprocess.run(
             _as_postgres(
-                [_pg_bin("pg_ctl"), "-D", str(self.data), "-o", options]
-                + ["-l", str(self.log), "-w", "-t", "60", "start"]
+                [
+                    _pg_bin("pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-o",
+                    options,
+                    "-l",
+                    str(self.log),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ]
             ),
             check=True,
             capture_output=True,
@@ -138,8 +158,19 @@ class OwnRedis:
         if server is None:
             raise RuntimeError("redis-server not found: the fault scenarios need it")
         self.process = subprocess.Popen(
-            [server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-            + ["--appendonly", "no", "--dir", str(self.folder)],
+            [
+                server,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+            ],
             stdout=(self.folder / "redis.log").open("ab"),
             stderr=subprocess.STDOUT,
         )
