@@ -42,7 +42,7 @@ class Retrying:
 
     base_url: str
     timeout: float = 10
-    patience: float = 60  # give up on one operation after this long without an answer
+    patience: float = 180  # give up on one operation after this long without an answer
     failures: Counter[str] = field(default_factory=Counter)
     requests: int = 0
 
