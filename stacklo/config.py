@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     )
     paystack_base_url: str = "https://api.paystack.co"
     paystack_callback_url: str | None = None
+    # What the Paystack adapter waits for, and when its circuit breaker opens and for how long.
+    paystack_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    paystack_read_timeout_seconds: float = Field(default=10.0, gt=0)
+    paystack_breaker_failures: int = Field(default=5, ge=1)
+    paystack_breaker_open_seconds: float = Field(default=30.0, gt=0)
     # Daily send + withdraw limit per currency while KYC is not VERIFIED (JSON object).
     unverified_daily_limits: dict[CurrencyCode, Decimal] = Field(
         default_factory=lambda: dict(DEFAULT_UNVERIFIED_DAILY)

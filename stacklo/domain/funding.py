@@ -5,9 +5,12 @@ word on them.
   (nothing is written if the provider says no) and stays PROCESSING until the provider says
   it succeeded (credited from provider clearing) or failed.
 - A withdrawal holds the amount and commits, then asks the provider to pay out; if the
-  provider cannot be reached or refuses, the hold is released at once in a second transaction
-  and the withdrawal FAILED. The provider's later word posts it (the hold is consumed and the
-  wallet debited) or releases it.
+  provider refuses, or certainly never got the request (unreachable, circuit open), the hold is
+  released at once in a second transaction and the withdrawal FAILED. If the request may have
+  reached it and the answer was lost (timeout, 5xx), the withdrawal stays PROCESSING with its
+  hold: releasing it could pay out money the wallet still has, and asking again could pay
+  twice. The provider's later word (webhook, or a lookup by reference when the same request is
+  retried) posts it (the hold is consumed and the wallet debited) or releases it.
 - Each provider event is applied once (deduplicated by provider, event and reference).
 """
 
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from stacklo.domain.errors import DomainError, ErrorCode
@@ -41,8 +44,11 @@ from stacklo.domain.ports import (
     BankAccount,
     Clock,
     PaymentProvider,
+    PayoutLookup,
+    PayoutStatus,
     ProviderEvent,
     ProviderEventKind,
+    ProviderOutcomeUnknown,
     ProviderRejected,
     ProviderUnavailable,
     UnitOfWork,
@@ -51,6 +57,9 @@ from stacklo.domain.ports import (
 from stacklo.domain.spending import DailyLimits
 from stacklo.domain.validation import clean_text
 from stacklo.domain.wallets import owned_wallet
+
+TRANSFER_FAILED = "The bank transfer failed."
+REVERSED = "The bank reversed the transfer."
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,15 +157,25 @@ class Funding:
                 uow, cmd.user.id, cmd.idempotency_key, "requestWithdrawal", request
             )
             if first is not None:
-                return await replay(uow, first)
-            held = await self._hold(uow, cmd)
-            await uow.commit()
+                replayed = await replay(uow, first)
+            else:
+                replayed = None
+                held = await self._hold(uow, cmd)
+                await uow.commit()
+        if replayed is not None:
+            # A client retrying a withdrawal still in flight is the moment to ask the provider
+            # what became of it (its answer may have been lost, or its webhook).
+            if _in_flight(replayed.transaction):
+                return replace(replayed, transaction=await self._reconcile(replayed.transaction))
+            return replayed
         # The hold is committed: the money cannot be spent twice while the provider works.
         tx, account = held.transaction, _clean_bank_account(bank)
         try:
             code = await self._provider.payout(
                 tx.reference, tx.money, account, f"Stacklo {tx.reference}"
             )
+        except ProviderOutcomeUnknown:
+            return Outcome(await self._mark_unknown(tx.reference))
         except (ProviderUnavailable, ProviderRejected) as e:
             return await self._fail_withdrawal(cmd, tx.reference, _payout_refused(e))
         async with self._uow() as uow:
@@ -166,6 +185,49 @@ class Funding:
             await uow.ledger.annotate(current)
             await uow.commit()
         return Outcome(current)
+
+    async def _mark_unknown(self, reference: str) -> Transaction:
+        """The payout request may have reached the provider: keep the hold, note why."""
+        async with self._uow() as uow:
+            tx = await uow.ledger.by_reference(reference, for_update=True)
+            assert tx is not None
+            if tx.status is TransactionStatus.PROCESSING:  # else a webhook already settled it
+                tx.metadata["provider_outcome"] = "unknown"
+                await uow.ledger.annotate(tx)
+                await uow.commit()
+        return tx
+
+    async def _reconcile(self, tx: Transaction) -> Transaction:
+        """Settle a withdrawal in flight from the provider's own record.
+
+        "Never heard of it" is believed only after the provider's grace, when the lost request
+        can no longer be on its way; until then, and while the provider cannot answer or the
+        transfer is not final, the withdrawal stays PROCESSING with its hold.
+        """
+        provider = self._provider
+        if not isinstance(provider, PayoutLookup):
+            return tx
+        if self._clock() - tx.created_at < provider.unknown_outcome_grace:
+            return tx
+        try:
+            status = await provider.payout_status(tx.reference)
+        except (ProviderUnavailable, ProviderRejected):
+            return tx
+        if status is PayoutStatus.PENDING:
+            return tx
+        if status is PayoutStatus.NOT_FOUND and tx.metadata.get("provider_outcome") != "unknown":
+            return tx  # the provider gave us its transfer code: its "not found" is a glitch
+        async with self._uow() as uow:
+            current = await uow.ledger.by_reference(tx.reference, for_update=True)
+            assert current is not None
+            if current.status is not TransactionStatus.PROCESSING:
+                return current  # a webhook settled it meanwhile
+            if status is PayoutStatus.SUCCEEDED:
+                await self._post_payout(uow, current)
+            else:
+                await self._fail(uow, current, _PAYOUT_ENDS[status])
+            await uow.commit()
+        return current
 
     async def _hold(self, uow: UnitOfWork, cmd: RequestWithdrawal) -> Outcome:
         wallet = await owned_wallet(uow, cmd.user, cmd.wallet, "walletId")
@@ -262,8 +324,10 @@ class Funding:
                 )
             )
             return "unknown_reference"
-        if tx.status is not TransactionStatus.PROCESSING or tx.kind is not event.kind.applies_to:
+        if tx.kind is not event.kind.applies_to:
             return "ignored"
+        if tx.status is not TransactionStatus.PROCESSING:
+            return await self._after_the_end(uow, tx, event, meta)
         if event.kind is ProviderEventKind.DEPOSIT_SUCCEEDED:
             if (
                 event.amount_minor != to_minor_units(tx.money)
@@ -277,10 +341,77 @@ class Funding:
         if event.kind is ProviderEventKind.PAYOUT_SUCCEEDED:
             return await self._post_payout(uow, tx)
         failed = event.kind is ProviderEventKind.PAYOUT_FAILED
-        await self._fail(
-            uow, tx, "The bank transfer failed." if failed else "The bank reversed the transfer."
-        )
+        await self._fail(uow, tx, TRANSFER_FAILED if failed else REVERSED)
         return "released"
+
+    async def _after_the_end(
+        self, uow: UnitOfWork, tx: Transaction, event: ProviderEvent, meta: RequestMeta
+    ) -> str:
+        """The provider's word on a movement already settled (events arrive in any order).
+
+        Only two late words move money, each once (events are deduplicated): a payment that
+        went through after the deposit was reported failed is credited under a new deposit,
+        and a payout the bank returned after it was paid out is credited back. A payout
+        reported paid after it was settled as failed cannot be undone here: it is kept for a
+        person (``withdrawal.review_required``). The rest changes nothing.
+        """
+        kind, status = event.kind, tx.status
+        if kind is ProviderEventKind.DEPOSIT_SUCCEEDED and status is TransactionStatus.FAILED:
+            if (
+                event.amount_minor != to_minor_units(tx.money)
+                or event.currency != tx.currency.value
+            ):
+                return await self._review(uow, tx, event, meta)
+            await self._credit_late(uow, tx, "Deposit paid after it was reported failed")
+            return "credited_late"
+        if kind is ProviderEventKind.PAYOUT_REVERSED and status is TransactionStatus.COMPLETED:
+            await self._credit_late(uow, tx, "Withdrawal returned by the bank")
+            return "returned"
+        if (
+            kind is ProviderEventKind.PAYOUT_SUCCEEDED
+            and status is TransactionStatus.FAILED
+            and tx.failure_reason != REVERSED
+        ):  # (after a reversal it is just the earlier event arriving late)
+            tx.metadata["review"] = {"reason": "paid_out_after_failure"}
+            await uow.ledger.annotate(tx)
+            await uow.audit.record(
+                audit(
+                    "withdrawal.review_required",
+                    meta,
+                    actor_id=None,
+                    target_type="Transaction",
+                    target_id=tx.reference,
+                    reason="paid_out_after_failure",
+                )
+            )
+            return "review_required"
+        return "ignored"
+
+    async def _credit_late(self, uow: UnitOfWork, settled: Transaction, why: str) -> None:
+        """Provider clearing -> the customer's wallet, as a new completed DEPOSIT linked to
+        ``settled`` (whose own status is final and stays as it is)."""
+        wallet = settled.target_wallet_id or settled.source_wallet_id
+        assert wallet is not None
+        credit = Transaction.start(
+            TransactionKind.DEPOSIT,
+            settled.money,
+            self._clock(),
+            status=TransactionStatus.COMPLETED,
+            initiator_id=settled.initiator_id,
+            target_wallet_id=wallet,
+            description=why,
+            metadata={"provider": self._provider.name, "provider_reference": settled.reference},
+        )
+        clearing = await uow.ledger.platform_account(
+            AccountKind.PROVIDER_CLEARING, settled.currency
+        )
+        postings = [
+            Posting(clearing, settled.currency, MONEY_CONTEXT.minus(settled.amount)),
+            Posting(wallet, settled.currency, settled.amount),
+        ]
+        await book(uow, Movement(credit, postings=postings))
+        settled.metadata["credited_by"] = credit.reference
+        await uow.ledger.annotate(settled)
 
     async def _credit_deposit(self, uow: UnitOfWork, tx: Transaction) -> str:
         """Provider clearing -> the wallet, and the deposit COMPLETED."""
@@ -355,6 +486,17 @@ def _audit(action: str, meta: RequestMeta, user: User, tx: Transaction, **more: 
         currency=tx.currency.value,
         **more,
     )
+
+
+_PAYOUT_ENDS = {
+    PayoutStatus.FAILED: TRANSFER_FAILED,
+    PayoutStatus.REVERSED: REVERSED,
+    PayoutStatus.NOT_FOUND: "The payment provider never made the transfer; nothing was withdrawn.",
+}
+
+
+def _in_flight(tx: Transaction) -> bool:
+    return tx.kind is TransactionKind.WITHDRAWAL and tx.status is TransactionStatus.PROCESSING
 
 
 def _payout_refused(error: Exception) -> DomainError:

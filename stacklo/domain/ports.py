@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from types import TracebackType
-from typing import Any, BinaryIO, Protocol, Self
+from typing import Any, BinaryIO, Protocol, Self, runtime_checkable
 
 from stacklo.domain.borrower import CreditProfile
 from stacklo.domain.commerce import Checkout, CheckoutStatus, Merchant, SalesSummary
@@ -545,6 +545,21 @@ class ProviderRejected(Exception):
     """The provider answered and said no (4xx): bad account number, unsupported currency..."""
 
 
+class ProviderOutcomeUnknown(ProviderUnavailable):
+    """The request may have reached the provider and its answer was lost (a timeout, a dropped
+    connection, a 5xx): whether it acted is unknown until its webhook or a lookup says."""
+
+
+class PayoutStatus(Enum):
+    """What the provider says became of a payout, looked up by our reference."""
+
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    REVERSED = "REVERSED"
+    PENDING = "PENDING"
+    NOT_FOUND = "NOT_FOUND"
+
+
 @dataclass(frozen=True, slots=True)
 class BankAccount:
     bank_code: str
@@ -599,6 +614,19 @@ class PaymentProvider(Protocol):
         The outcome arrives later as a webhook (transfer.success / failed / reversed).
         """
         ...
+
+
+@runtime_checkable
+class PayoutLookup(Protocol):
+    """A provider that can say what became of a payout whose answer was lost.
+
+    ``NOT_FOUND`` is believed only once the payout is older than ``unknown_outcome_grace``: a
+    request the caller gave up on may still be on its way through the provider until then.
+    """
+
+    unknown_outcome_grace: timedelta
+
+    async def payout_status(self, reference: str) -> PayoutStatus: ...
 
 
 # ------------------------------------------------------------------ rates

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import httpx
 import structlog
+from prometheus_client import Counter, Gauge
 from purgatory import AsyncCircuitBreakerFactory, ContextChanged, Event
 from purgatory.domain.model import OpenedState
 from tenacity import (
@@ -25,6 +26,24 @@ from stacklo.domain.ports import ProviderUnavailable
 
 T = TypeVar("T")
 log = structlog.get_logger("stacklo.integrations")
+
+# Per process (each process trips its own breaker); "max" so a multi-worker /metrics shows 1
+# while any worker's circuit is open.
+CIRCUIT_OPEN = Gauge(
+    "stacklo_provider_circuit_open",
+    "1 while the provider's circuit is open (calls refused without touching the network).",
+    ["provider"],
+    multiprocess_mode="max",
+)
+CIRCUIT_CHANGES = Counter(
+    "stacklo_provider_circuit_changes_total",
+    "Circuit state changes, by provider and the state entered.",
+    ["provider", "state"],
+)
+
+
+class CircuitOpen(ProviderUnavailable):
+    """The circuit is open: the call was refused without touching the network."""
 
 
 class BreakerClient:
@@ -47,6 +66,7 @@ class BreakerClient:
         )
         self._breakers.add_listener(self._on_breaker_event)
         self._circuit_state = "closed"
+        CIRCUIT_OPEN.labels(name).set(0)
 
     def __repr__(self) -> str:  # never the client's headers: they may carry a secret key
         return f"<{type(self).__name__} {self._client.base_url} circuit={self._circuit_state}>"
@@ -77,7 +97,7 @@ class BreakerClient:
             # purgatory raises the same OpenedState instance on every refused call, and each
             # raise appends frames to its traceback: drop them so an outage leaks no memory.
             exc.with_traceback(None)
-            raise ProviderUnavailable(f"{self._name}: circuit open, call not attempted") from None
+            raise CircuitOpen(f"{self._name}: circuit open, call not attempted") from None
 
     async def retried(
         self,
@@ -114,4 +134,6 @@ class BreakerClient:
     def _on_breaker_event(self, circuit: str, kind: str, event: Event) -> None:
         if isinstance(event, ContextChanged):
             self._circuit_state = event.state
+            CIRCUIT_OPEN.labels(self._name).set(1 if event.state == "opened" else 0)
+            CIRCUIT_CHANGES.labels(self._name, event.state).inc()
             log.warning(f"{self._name}.circuit", state=event.state)

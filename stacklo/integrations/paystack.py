@@ -6,9 +6,10 @@ Failure policy, which callers rely on:
   Nothing happened on Paystack's side; the caller may fail the operation. It does not count
   against the circuit breaker, because a provider that answers is a provider that is up.
 * ``ProviderUnavailable``: a connection error, a timeout, a 5xx or 429, an unusable answer, or
-  the circuit is open. For a POST this means the outcome is *unknown* (unless the request was
-  never sent): the caller must leave the operation pending and settle it from the webhook or
-  from ``verify_deposit`` / reconciliation, never assume it failed.
+  the circuit is open. ``payout`` raises its subclass ``ProviderOutcomeUnknown`` when the
+  transfer request may have reached Paystack (timeout, dropped connection, 5xx): the caller must
+  keep the withdrawal pending and settle it from the webhook or ``payout_status``, never assume
+  it failed. Any other ``ProviderUnavailable`` from ``payout`` means no transfer was asked for.
 
 Retries (tenacity) happen only where resending cannot do harm: GETs, and requests that provably
 never left this process (connect error, connect timeout, no free pooled connection). The
@@ -28,6 +29,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeGuard
 from urllib.parse import quote
 
@@ -37,15 +39,17 @@ import structlog
 from stacklo.domain.money import Money, to_minor_units
 from stacklo.domain.ports import (
     BankAccount,
+    PayoutStatus,
     ProviderEvent,
     ProviderEventKind,
+    ProviderOutcomeUnknown,
     ProviderRejected,
     ProviderUnavailable,
 )
-from stacklo.integrations.breaker import BreakerClient
+from stacklo.integrations.breaker import BreakerClient, CircuitOpen
 
 if TYPE_CHECKING:
-    from stacklo.domain.ports import PaymentProvider
+    from stacklo.domain.ports import PaymentProvider, PayoutLookup
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -75,6 +79,14 @@ EVENT_KINDS: Final = {
     "transfer.success": ProviderEventKind.PAYOUT_SUCCEEDED,
     "transfer.failed": ProviderEventKind.PAYOUT_FAILED,
     "transfer.reversed": ProviderEventKind.PAYOUT_REVERSED,
+}
+
+# A transfer's status (GET /transfer/verify) in the domain's words. Anything else ("pending",
+# "otp", "processing", "queued", "received"...) is not final yet.
+PAYOUT_STATUSES: Final = {
+    "success": PayoutStatus.SUCCEEDED,
+    "failed": PayoutStatus.FAILED,
+    "reversed": PayoutStatus.REVERSED,
 }
 
 
@@ -109,6 +121,10 @@ class DepositVerification:
     @property
     def succeeded(self) -> bool:
         return self.status == "success"
+
+
+class _NotFound(ProviderRejected):
+    """Paystack answered 404: it has no such object."""
 
 
 class _CallFailed(ProviderUnavailable):
@@ -164,6 +180,10 @@ class PaystackProvider(BreakerClient):
             failure_threshold: consecutive failed calls that open the circuit.
             open_seconds: how long the circuit stays open; then calls go through again
                 (half-open) and the first outcome closes or reopens it.
+
+        ``unknown_outcome_grace`` (three times the longest a call may take) is how old a payout
+        whose answer was lost must be before Paystack not knowing its reference is taken to
+        mean the transfer was never created.
         """
         if not secret_key:
             raise ValueError("a Paystack secret key is required")
@@ -181,6 +201,7 @@ class PaystackProvider(BreakerClient):
             raise ValueError("open_seconds must be positive")
 
         self._callback_url = callback_url
+        self.unknown_outcome_grace = timedelta(seconds=3 * (connect_timeout + read_timeout))
         self._max_attempts = max_attempts
         self._retry_wait = retry_wait
         self._retry_max_wait = retry_max_wait
@@ -244,23 +265,50 @@ class PaystackProvider(BreakerClient):
             },
         )
         recipient_code = _str_field(recipient, "recipient_code")
-        transfer = await self._call(
-            "POST",
-            "/transfer",
-            {
-                "source": "balance",
-                "amount": minor,
-                "recipient": recipient_code,
-                "reference": reference,
-                "reason": reason,
-                "currency": currency,
-            },
-        )
-        if transfer.get("status") == "otp":
-            # The account has transfer OTP switched on: nothing moves until someone finalises
-            # it by hand, so no webhook will come. Payouts from an API need OTP disabled.
-            log.warning("paystack.transfer_needs_otp", reference=reference)
-        return _str_field(transfer, "transfer_code")
+        try:
+            transfer = await self._call(
+                "POST",
+                "/transfer",
+                {
+                    "source": "balance",
+                    "amount": minor,
+                    "recipient": recipient_code,
+                    "reference": reference,
+                    "reason": reason,
+                    "currency": currency,
+                },
+            )
+            if transfer.get("status") == "otp":
+                # The account has transfer OTP switched on: nothing moves until someone
+                # finalises it by hand, so no webhook will come. Payouts from an API need OTP
+                # disabled.
+                log.warning("paystack.transfer_needs_otp", reference=reference)
+            return _str_field(transfer, "transfer_code")
+        except CircuitOpen:
+            raise  # refused before the network: certainly not sent
+        except _CallFailed as exc:
+            if not exc.may_have_reached_server:
+                raise
+            log.warning("paystack.transfer_outcome_unknown", reference=reference, error=str(exc))
+            raise ProviderOutcomeUnknown(str(exc)) from exc
+        except ProviderUnavailable as exc:
+            # Paystack said yes but without a usable transfer code: the transfer exists.
+            log.warning("paystack.transfer_outcome_unknown", reference=reference, error=str(exc))
+            raise ProviderOutcomeUnknown(str(exc)) from exc
+
+    async def payout_status(self, reference: str) -> PayoutStatus:
+        """What became of the transfer with our ``reference`` (a GET, retried when safe).
+
+        ``NOT_FOUND`` when Paystack has no transfer by that reference; ``PENDING`` while it is
+        not final.
+        """
+        if not reference:
+            raise ValueError("reference is required")
+        try:
+            data = await self._call("GET", f"/transfer/verify/{quote(reference, safe='')}")
+        except _NotFound:
+            return PayoutStatus.NOT_FOUND
+        return PAYOUT_STATUSES.get(_str_field(data, "status"), PayoutStatus.PENDING)
 
     async def verify_deposit(self, reference: str) -> DepositVerification:
         """Ask Paystack what became of a deposit (a GET, so it is retried when that is safe)."""
@@ -333,6 +381,8 @@ class PaystackProvider(BreakerClient):
         if status == 429 or status >= 500:
             # 429 is a 4xx but means "not now", not "no": treated as unavailability.
             raise _CallFailed(f"paystack: HTTP {status} on {what}", may_have_reached_server=True)
+        if status == 404 and payload is not None and payload.get("status") is False:
+            raise _NotFound(_message(payload, "not found"))
         if 400 <= status < 500:
             raise ProviderRejected(_message(payload, f"HTTP {status}"))
         if not 200 <= status < 300 or payload is None:
@@ -483,4 +533,7 @@ def _int_field(data: dict[str, Any], key: str) -> int:
 if TYPE_CHECKING:
 
     def _conforms(provider: PaystackProvider) -> PaymentProvider:
+        return provider
+
+    def _looks_up(provider: PaystackProvider) -> PayoutLookup:
         return provider

@@ -11,11 +11,20 @@ request. Tests steer it with ``mode`` and ``fail_next(n)``::
         ...
         assert fake.count("POST", "/transaction/initialize") == 1
 
-Modes: ``ok``; ``error500`` (every API call answers 500); ``slow`` (sleeps ``slow_seconds``,
-longer than the client's timeout, before answering); ``reject`` (400, ``status: false``);
-``status_false`` (200 with ``status: false``, which Paystack also does). ``fail_next(n)`` makes
-the next n API calls (optionally only those to one path) answer 500 whatever the mode. The checkout page (``/pay/...``) is not
-affected by modes and needs no secret, like the real one.
+Modes: ``ok``; ``error500`` (every API call answers 500 and does nothing); ``slow`` (sleeps
+``slow_seconds`` before acting and answering: longer or shorter than the client's timeout, as
+the test sets it); ``timeout`` (acts at once, then holds the answer ``hang_seconds``: the
+request took effect and its answer is lost); ``drop`` (acts, then cuts the connection in the
+middle of the answer); ``reject`` (400, ``status: false``); ``status_false`` (200 with
+``status: false``, which Paystack also does). ``go_down()`` / ``come_back()`` stop listening
+(connection refused) and listen again on the same port. ``fail_next(n)`` makes the next n API
+calls (optionally only those to one path) answer 500 whatever the mode. The checkout page
+(``/pay/...``) is not affected by modes and needs no secret, like the real one.
+
+Like Paystack, the fake knows its transfers (``GET /transfer/verify/{reference}``) and can
+sign and send webhooks: ``event(kind, reference)`` builds a signed body from what it recorded,
+``deliver(url, bodies, ...)`` posts them, shuffled and repeated, to Stacklo's
+``/webhooks/paystack``.
 
 The server runs uvicorn in a daemon thread with its own event loop, so it works from sync and
 async tests alike and never shares the tests' loop.
@@ -28,20 +37,29 @@ import contextlib
 import hashlib
 import html
 import json
+import random
 import re
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeGuard
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
+from stacklo.integrations.paystack import SIGNATURE_HEADER, sign
 from tests.fakes.threaded import ThreadedServer
 
-Mode = Literal["ok", "error500", "slow", "reject", "status_false"]
+Mode = Literal["ok", "error500", "slow", "timeout", "drop", "reject", "status_false"]
+#: Webhook events the fake can send, as Paystack names them.
+EventName = Literal[
+    "charge.success", "charge.failed", "transfer.success", "transfer.failed", "transfer.reversed"
+]
 Handler = Callable[[dict[str, Any], str], Awaitable[Response]]
 
 # Currencies Paystack settles; anything else is refused like the real API does.
@@ -75,6 +93,30 @@ class _State:
     next_id: int = 1000
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One webhook POST and Stacklo's answer."""
+
+    event: str
+    reference: str
+    status_code: int
+    outcome: str
+
+
+class _CutAnswer(Response):
+    """Promises a body it never finishes: the client sees the connection drop mid-answer."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"512")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b'{"status": tr', "more_body": False})
+
+
 def _fail(message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"status": False, "message": message}, status_code=status)
 
@@ -96,11 +138,20 @@ class FakePaystack(ThreadedServer):
 
     label = "fake Paystack"
 
-    def __init__(self, secret_key: str = "sk_test_fake", *, slow_seconds: float = 2.0) -> None:
+    def __init__(
+        self,
+        secret_key: str = "sk_test_fake",
+        *,
+        slow_seconds: float = 2.0,
+        hang_seconds: float = 5.0,
+    ) -> None:
         super().__init__()
         self.secret_key = secret_key
         self.slow_seconds = slow_seconds
+        self.hang_seconds = hang_seconds
         self.mode: Mode = "ok"
+        #: When set, ``mode`` applies to calls to this path only; the rest are answered ``ok``.
+        self.mode_path: str | None = None
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._fail_next = 0
@@ -144,10 +195,89 @@ class FakePaystack(ThreadedServer):
         with self._lock:
             self._state.transactions[reference].status = status
 
+    def go_down(self) -> None:
+        """Stop listening: every call is refused until ``come_back()``."""
+        self.stop()
+
+    def come_back(self) -> None:
+        self.start(same_port=True)
+
+    def transfers(self) -> dict[str, dict[str, Any]]:
+        """Transfers Paystack has, by our reference (copies)."""
+        with self._lock:
+            return {k: dict(v) for k, v in self._state.transfers.items()}
+
+    def transactions(self) -> dict[str, str]:
+        """Registered deposits (reference -> status: abandoned, success, failed)."""
+        with self._lock:
+            return {k: v.status for k, v in self._state.transactions.items()}
+
+    def settle_transfer(self, reference: str, status: str) -> None:
+        """What the bank did with a transfer: ``success``, ``failed`` or ``reversed``."""
+        with self._lock:
+            self._state.transfers[reference]["status"] = status
+
+    def event(self, name: str, reference: str) -> bytes:
+        """The body Paystack would send for ``name`` about what it recorded under ``reference``."""
+        with self._lock:
+            if name.startswith("charge."):
+                tx = self._state.transactions[reference]
+                data: dict[str, Any] = {
+                    "id": tx.id,
+                    "reference": tx.reference,
+                    "amount": tx.amount,
+                    "currency": tx.currency,
+                    "status": name.removeprefix("charge."),
+                    "customer": {"email": tx.email},
+                }
+            else:
+                transfer = self._state.transfers[reference]
+                data = {
+                    key: transfer[key]
+                    for key in ("id", "transfer_code", "reference", "amount", "currency")
+                }
+                data["status"] = name.removeprefix("transfer.")
+        return json.dumps({"event": name, "data": data}).encode()
+
+    def deliver(
+        self,
+        server_url: str,
+        bodies: Sequence[bytes],
+        *,
+        rng: random.Random,
+        copies: tuple[int, int] = (2, 3),
+        concurrency: int = 4,
+    ) -> list[Delivery]:
+        """Post each signed body ``copies`` times (inclusive range), all of them shuffled, a few
+        at once, as Paystack's retries and parallel senders do; Stacklo's answers, in order
+        sent."""
+        batch = [body for body in bodies for _ in range(rng.randint(*copies))]
+        rng.shuffle(batch)
+
+        def post(http: httpx.Client, body: bytes) -> Delivery:
+            sent = json.loads(body)
+            answer = http.post(
+                "/webhooks/paystack",
+                content=body,
+                headers={
+                    "content-type": "application/json",
+                    SIGNATURE_HEADER: sign(self.secret_key, body),
+                },
+            )
+            outcome = answer.json().get("status", "") if answer.status_code == 200 else ""
+            return Delivery(sent["event"], sent["data"]["reference"], answer.status_code, outcome)
+
+        with (
+            httpx.Client(base_url=server_url, timeout=30) as http,
+            ThreadPoolExecutor(concurrency) as pool,
+        ):
+            return list(pool.map(lambda body: post(http, body), batch))
+
     def reset(self) -> None:
         """Back to a fresh server: mode ok, no failures queued, no requests, no data."""
         with self._lock:
             self.mode = "ok"
+            self.mode_path = None
             self._fail_next = 0
             self._fail_path = None
             self._requests.clear()
@@ -170,13 +300,26 @@ class FakePaystack(ThreadedServer):
             failing = self._fail_next > 0 and self._fail_path in (None, path)
             if failing:
                 self._fail_next -= 1
-            mode = self.mode
+            mode = self.mode if self.mode_path in (None, path) else "ok"
 
         if mode == "slow":
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopped().wait(), self.slow_seconds)
+            await self._pause(self.slow_seconds)
         if failing or mode == "error500":
             return JSONResponse({"status": False, "message": "Internal error"}, status_code=500)
+        answer = await self._answer(method, path, body, request, mode)
+        if mode == "timeout":
+            await self._pause(self.hang_seconds)
+        if mode == "drop":
+            return _CutAnswer()
+        return answer
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped().wait(), seconds)
+
+    async def _answer(
+        self, method: str, path: str, body: Any, request: Request, mode: Mode
+    ) -> Response:
         if request.headers.get("authorization") != f"Bearer {self.secret_key}":
             return _fail("Invalid key", 401)
         if mode == "reject":
@@ -188,6 +331,9 @@ class FakePaystack(ThreadedServer):
             verify = re.fullmatch(r"/transaction/verify/(.+)", path)
             if verify:
                 return self._verify(verify.group(1))
+            transfer = re.fullmatch(r"/transfer/verify/(.+)", path)
+            if transfer:
+                return self._verify_transfer(transfer.group(1))
             return _fail("Not found", 404)
         handler = self._routes.get((method, path))
         if handler is None:
@@ -248,6 +394,14 @@ class FakePaystack(ThreadedServer):
                 "customer": {"email": tx.email},
             },
         )
+
+    def _verify_transfer(self, reference: str) -> Response:
+        with self._lock:
+            transfer = self._state.transfers.get(reference)
+            data = dict(transfer) if transfer else None
+        if data is None:
+            return _fail("Transfer not found", 404)
+        return _ok("Transfer retrieved", data)
 
     async def _recipient(self, body: dict[str, Any], serial: str) -> Response:
         account_number, bank_code = body.get("account_number"), body.get("bank_code")

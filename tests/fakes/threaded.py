@@ -34,13 +34,15 @@ class ThreadedServer:
             raise RuntimeError(f"the {self.label} is not started")
         return f"http://127.0.0.1:{self._port}"
 
-    def start(self) -> None:
+    def start(self, *, same_port: bool = False) -> None:
+        """``same_port``: listen where the last start did (a provider coming back after an
+        outage), instead of on a new free port."""
         # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted connections only when
         # the listening socket says it is TCP; with proto 0 each response waits ~40 ms for the
         # client's delayed ACK (Nagle).
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", self._port if same_port else 0))
         self._port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app,

@@ -21,6 +21,8 @@ from stacklo.domain.money import CurrencyCode, Money
 from stacklo.domain.ports import (
     BankAccount,
     PaymentProvider,
+    PayoutStatus,
+    ProviderOutcomeUnknown,
     ProviderRejected,
     ProviderUnavailable,
 )
@@ -107,6 +109,40 @@ async def test_callback_url_is_sent_when_configured(fake: FakePaystack) -> None:
     async with make_provider(fake.base_url, callback_url="https://app.example/done") as p:
         await p.initialize_deposit("dep_cb", ngn("10"), "ada@example.com")
     assert fake.requests[0].json["callback_url"] == "https://app.example/done"
+
+
+@pytest.mark.parametrize("mode", ["timeout", "drop", "error500"])
+async def test_a_transfer_whose_answer_is_lost_has_an_unknown_outcome(
+    fake: FakePaystack, mode: str
+) -> None:
+    fake.hang_seconds = 1.0
+    fake.mode, fake.mode_path = mode, "/transfer"  # type: ignore[assignment]
+    async with make_provider(fake.base_url, read_timeout=0.2) as p:
+        with pytest.raises(ProviderOutcomeUnknown):
+            await p.payout("wd_lost", ngn("10"), ACCOUNT, "Withdrawal")
+        fake.mode = "ok"
+        made = "wd_lost" in fake.transfers()
+        assert made is (mode != "error500")  # timeout and drop act, then lose the answer
+        assert await p.payout_status("wd_lost") is (
+            PayoutStatus.PENDING if made else PayoutStatus.NOT_FOUND
+        )
+        if made:
+            fake.settle_transfer("wd_lost", "reversed")
+            assert await p.payout_status("wd_lost") is PayoutStatus.REVERSED
+    assert fake.count("POST", "/transfer") == 1  # never sent twice
+
+
+async def test_a_payout_refused_before_the_transfer_is_plainly_unavailable(
+    fake: FakePaystack,
+) -> None:
+    fake.go_down()
+    try:
+        async with make_provider(fake.base_url, connect_timeout=0.3) as p:
+            with pytest.raises(ProviderUnavailable) as e:
+                await p.payout("wd_down", ngn("10"), ACCOUNT, "Withdrawal")
+            assert not isinstance(e.value, ProviderOutcomeUnknown)
+    finally:
+        fake.come_back()
 
 
 async def test_payout_creates_recipient_then_transfer_with_our_reference(
