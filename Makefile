@@ -9,7 +9,7 @@ CLIENTS := tests/clients/node_modules/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint format pytest lock schema clean browser bench
+.PHONY: install run test lint format pytest lock schema clean browser bench wrk soak faults fuzz-long faults-long
 
 # Exactly the versions in requirements.lock (hash-checked), then stacklo itself on top of them.
 $(INSTALLED): pyproject.toml requirements.lock
@@ -51,12 +51,40 @@ install: $(INSTALLED) $(ASSETS)
 # bench/results/<time>-<commit>.json, the chart to bench/results/latest.png.
 # Options: `make bench BENCH_ARGS="--quick --only credit"`. wrk is the distribution's package.
 BENCH_ARGS ?=
-bench: install
+FUZZ_EXAMPLES ?= 5000
+SOAK_ARGS ?=
+bench: install wrk
+	$(BIN)/python bench/suite.py $(BENCH_ARGS)
+
+# The load generator of the benchmarks and the soak: the distribution's package.
+wrk:
 	@command -v wrk >/dev/null 2>&1 || \
 		{ echo "installing wrk (benchmarks)"; \
 		  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 		  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq wrk >/dev/null; }
-	$(BIN)/python bench/suite.py $(BENCH_ARGS)
+
+# Half of the peak transfer rate for 10 minutes with 200 subscribers connected: exits non-zero
+# when memory, descriptors, connections or p99 trend upwards, or an event is lost.
+# `make soak SOAK_ARGS=--quick` checks it in a few minutes.
+soak: install wrk
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
+
+# The fault suite alone (also part of `make test`), with the figures of every scenario summed up.
+FAULT_REPORT := .pytest_cache/faults.jsonl
+faults: install
+	@mkdir -p .pytest_cache && rm -f $(FAULT_REPORT)
+	STACKLO_FAULT_REPORT=$(FAULT_REPORT) $(BIN)/pytest tests/faults -q
+	$(BIN)/python -m tests.faults.summary $(FAULT_REPORT)
+
+# The long runs (not part of `make test`): schema fuzzing with many more examples, then the
+# soak above.
+fuzz-long: install
+	@mkdir -p .pytest_cache && rm -f $(FAULT_REPORT)
+	STACKLO_FAULT_REPORT=$(FAULT_REPORT) STACKLO_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+		$(BIN)/pytest tests/faults/test_fuzz.py -q
+	$(BIN)/python -m tests.faults.summary $(FAULT_REPORT)
+
+faults-long: fuzz-long soak
 
 run: install
 	$(BIN)/stacklo serve --host $(HOST) --port $(PORT)
