@@ -8,25 +8,32 @@ ask for them, then moves its position: all in one database transaction. A notifi
 mid-batch wrote nothing of that batch; the next one redoes it, and the unique (event, user,
 kind) key makes a repeat write nothing, so one event never notifies twice.
 
-``Notifier.deliver`` sends what is due, a few at a time (rows locked, SKIP LOCKED, so several
-workers share), through the email and SMS ports. A temporary failure (timeout, 4xx-temporary,
-5xx) is tried again after 30 s, 1 min, 2 min... (doubling, at most an hour) up to
-``max_attempts``; a permanent one, or the last attempt, gives up and records why. A message is
-sent at least once: if the process dies between a provider's yes and the commit, it is sent
-again.
+``Notifier.deliver`` sends what is due through the email and SMS ports, one message per
+transaction (its row locked, SKIP LOCKED, so several workers share), committed as soon as the
+provider has answered. A temporary failure (timeout, 4xx-temporary, 5xx) is tried again after
+30 s, 1 min, 2 min... (doubling, at most an hour) up to ``max_attempts``; a permanent one, or
+the last attempt, gives up and records why. A message is sent at least once: if the process
+dies between a provider's yes and the commit, that message (and only that one) is sent again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from prometheus_client import Counter
 
 from stacklo.domain.events import NOTIFICATION, TRANSACTION
 from stacklo.domain.ledger import display_name
-from stacklo.domain.notices import notices_of, wallets_of
-from stacklo.domain.ports import Clock, DeliveryFailed, EmailSender, SmsSender, UnitOfWorkFactory
+from stacklo.domain.notices import Delivery, notices_of, wallets_of
+from stacklo.domain.ports import (
+    Clock,
+    DeliveryFailed,
+    EmailSender,
+    NotificationRepository,
+    SmsSender,
+    UnitOfWorkFactory,
+)
 from stacklo.integrations.templates import KINDS, Message, render
 from stacklo.observability import log
 
@@ -107,38 +114,45 @@ class Notifier:
         return len(events)
 
     async def deliver(self, limit: int = 20) -> int:
-        """Send what is due; returns how many attempts were made."""
-        now = self._clock()
-        async with self._uow() as uow:
-            store = uow.notifications
-            due = await store.due(now, limit)
-            for d in due:
-                message = self._render(d.kind, d.data)
-                try:
-                    if d.channel == "EMAIL":
-                        await self._email.send(
-                            d.destination, message.subject, message.text, message.html
-                        )
-                    else:
-                        await self._sms.send(d.destination, message.sms)
-                except DeliveryFailed as failure:
-                    last = not failure.temporary or d.attempts + 1 >= self._max_attempts
-                    retry_at = None if last else now + backoff(d.attempts)
-                    await store.failed(d.id, failure.reason, retry_at)
-                    DELIVERIES.labels(d.channel, "gave_up" if last else "retry").inc()
-                    log.warning(
-                        "notification_delivery_failed",
-                        channel=d.channel,
-                        attempts=d.attempts + 1,
-                        temporary=failure.temporary,
-                        gave_up=last,
-                        reason=failure.reason,
-                    )
-                else:
-                    await store.delivered(d.id, now)
-                    DELIVERIES.labels(d.channel, "sent").inc()
-            await uow.commit()
-        return len(due)
+        """Send what is due, one message per transaction; returns how many attempts were made.
+
+        Each attempt commits as soon as the provider has answered: a process that dies
+        sends again only the message it was sending, not every one its batch had sent."""
+        attempts = 0
+        while attempts < limit:
+            now = self._clock()
+            async with self._uow() as uow:
+                due = await uow.notifications.due(now, 1)
+                if not due:
+                    break
+                await self._attempt(uow.notifications, due[0], now)
+                await uow.commit()
+            attempts += 1
+        return attempts
+
+    async def _attempt(self, store: NotificationRepository, d: Delivery, now: datetime) -> None:
+        message = self._render(d.kind, d.data)
+        try:
+            if d.channel == "EMAIL":
+                await self._email.send(d.destination, message.subject, message.text, message.html)
+            else:
+                await self._sms.send(d.destination, message.sms)
+        except DeliveryFailed as failure:
+            last = not failure.temporary or d.attempts + 1 >= self._max_attempts
+            retry_at = None if last else now + backoff(d.attempts)
+            await store.failed(d.id, failure.reason, retry_at)
+            DELIVERIES.labels(d.channel, "gave_up" if last else "retry").inc()
+            log.warning(
+                "notification_delivery_failed",
+                channel=d.channel,
+                attempts=d.attempts + 1,
+                temporary=failure.temporary,
+                gave_up=last,
+                reason=failure.reason,
+            )
+        else:
+            await store.delivered(d.id, now)
+            DELIVERIES.labels(d.channel, "sent").inc()
 
     async def run_once(self) -> None:
         """Catch up with the outbox, then send what is due (the scheduler's round)."""
