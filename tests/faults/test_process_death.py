@@ -269,6 +269,8 @@ async def test_sigkill_mid_storm_loses_and_doubles_nothing(stack: Stack) -> None
         faults=KILLS,
         requests=sum(c.requests for c in clients),
         failed_attempts=sum(failures.values()),
+        # Requests the kill cut off after they were sent: their outcome was unknown to the client.
+        cut_mid_request=failures["ReadError"] + failures["RemoteProtocolError"],
         failure_kinds=dict(failures),
         acknowledged=len(acknowledged),
         moved=dict(kinds),
