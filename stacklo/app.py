@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
-from broadcaster import Broadcast
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -86,7 +85,7 @@ from stacklo.observability import (
     settle_heap,
 )
 from stacklo.ops import ops_routes
-from stacklo.realtime.broadcast import make_broadcast
+from stacklo.realtime.broadcast import Fanout, make_broadcast
 from stacklo.realtime.feed import RateTicker
 from stacklo.realtime.leader import run_as_leader
 from stacklo.realtime.notifier import Notifier
@@ -111,6 +110,10 @@ def build_provider(settings: Settings) -> PaymentProvider:
             settings.paystack_secret_key,
             base_url=settings.paystack_base_url,
             callback_url=settings.paystack_callback_url,
+            connect_timeout=settings.paystack_connect_timeout_seconds,
+            read_timeout=settings.paystack_read_timeout_seconds,
+            failure_threshold=settings.paystack_breaker_failures,
+            open_seconds=settings.paystack_breaker_open_seconds,
         )
     return SandboxProvider(settings.sandbox_secret)
 
@@ -134,7 +137,7 @@ def build_rate_feed(settings: Settings) -> RateFeed:
 async def run_jobs(
     settings: Settings,
     engine: Any,
-    broadcast: Broadcast,
+    broadcast: Fanout,
     rates: Rates,
     stop: asyncio.Event,
     bell: OutboxBell,
@@ -223,7 +226,7 @@ def build_services(
     settings: Settings,
     engine: Any,
     provider: PaymentProvider | None = None,
-    broadcast: Broadcast | None = None,
+    broadcast: Fanout | None = None,
     storage: ObjectStorage | None = None,
     bell: OutboxBell | None = None,
 ) -> Services:
@@ -282,7 +285,7 @@ def build_services(
         quotes=Quotes(uow, utcnow, rates),
         conversions=Conversions(uow, utcnow),
         streams=Streams(
-            broadcast or Broadcast("memory://"),
+            broadcast or make_broadcast("memory://"),
             uow,
             buffer=settings.subscription_buffer,
             per_user=settings.subscriptions_per_user,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from types import TracebackType
 
-from sqlalchemy import make_url, text
+from sqlalchemy import exc, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -27,6 +28,48 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> A
         # Statements are short; a stuck one should fail rather than hold a pool slot forever.
         connect_args={"command_timeout": 30, "server_settings": {"application_name": "stacklo"}},
     )
+
+
+# PostgreSQL saying "not now": shutting down (57P01), crashed (57P02), starting up or in
+# recovery (57P03), out of connection slots (53300). Class 08 is a connection that failed.
+_NOT_NOW = frozenset({"57P01", "57P02", "57P03", "53300"})
+_DRIVERS = ("asyncpg", "sqlalchemy")
+
+
+def unreachable(error: BaseException) -> bool:
+    """The database could not be reached or dropped the connection (a restart, a failover, a
+    network blip, every pooled connection busy), as opposed to a statement that failed.
+
+    Nothing was half-written: a transaction whose connection broke is rolled back by the
+    server, and one that committed before the answer was lost is found again by its
+    idempotency key, so the request can be retried as it is. The error's causes and contexts
+    are searched, since the driver's error arrives wrapped (and a rollback on a dead
+    connection fails with the original as its context)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, exc.TimeoutError):  # no pooled connection came free in time
+            return True
+        state = getattr(current, "sqlstate", None)
+        if isinstance(state, str) and (state.startswith("08") or state in _NOT_NOW):
+            return True
+        # Refused, reset, timed out, no route: raised by the driver's socket, not by a file.
+        if isinstance(current, OSError) and _raised_in(current.__traceback__, _DRIVERS):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _raised_in(traceback: TracebackType | None, packages: tuple[str, ...]) -> bool:
+    while traceback is not None:
+        module = str(traceback.tb_frame.f_globals.get("__name__", ""))
+        if module.split(".")[0] in packages:
+            return True
+        traceback = traceback.tb_next
+    return False
 
 
 def start_embedded(data_dir: Path) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Row, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from stacklo.data.fallback import SharedOrLocal
 from stacklo.data.outbox import RATES_EVENT, announced, rates_event
 from stacklo.data.tables import quotes
 from stacklo.domain.fx import Pair, Quote, QuoteKind, Snapshot
@@ -146,21 +147,31 @@ class MemoryRateCache:
 
 
 class RedisRateCache:
-    """One key every process reads; the feed writes it after each committed tick."""
+    """One key every process reads; the feed writes it after each committed tick. While Redis
+    cannot be reached, this process's own short-lived copy stands in (``SharedOrLocal``): a
+    miss reads the newest tick from the database, so rates and quotes keep working."""
 
     KEY = "stacklo:rates:latest"
 
     def __init__(self, url: str, ttl_seconds: float):
         from redis.asyncio import Redis
 
-        self._redis = Redis.from_url(url)
+        self._redis = Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self._ttl = ttl_seconds
+        self._local = MemoryRateCache(ttl_seconds=min(1.0, ttl_seconds))
+        self._fallback = SharedOrLocal("rate_cache")
 
     async def get(self) -> Snapshot | None:
+        return await self._fallback.call(self._get, self._local.get)
+
+    async def put(self, snapshot: Snapshot) -> None:
+        await self._fallback.call(lambda: self._put(snapshot), lambda: self._local.put(snapshot))
+
+    async def _get(self) -> Snapshot | None:
         raw = await self._redis.get(self.KEY)
         return Snapshot.from_dict(json.loads(raw)) if raw else None
 
-    async def put(self, snapshot: Snapshot) -> None:
+    async def _put(self, snapshot: Snapshot) -> None:
         await self._redis.set(self.KEY, json.dumps(snapshot.to_dict()), px=int(self._ttl * 1000))
 
     async def aclose(self) -> None:

@@ -55,12 +55,19 @@ class RelayConnection:
         self._lock = lock_key
         self._listen = listen
         self._conn: AsyncConnection | None = None
+        # Set when the server ends this connection's session (a restart, a crash, a killed
+        # backend), which ends the lead with it: asyncpg notices the socket close at once,
+        # where ``alive()`` would only find out at the job's next round.
+        self.lost = asyncio.Event()
 
     async def lead(self, on_notify: Callable[..., None]) -> bool:
         """Try to become the leader; on success, also listen for commits."""
         if self._conn is None:
             self._conn = await self._engine.connect()
             await self._conn.execution_options(isolation_level="AUTOCOMMIT")
+            self.lost.clear()
+            raw = await self._conn.get_raw_connection()
+            raw.driver_connection.add_termination_listener(lambda *_: self.lost.set())  # type: ignore[union-attr]
         got = bool(
             (
                 await self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._lock})

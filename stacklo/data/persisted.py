@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from stacklo.data.fallback import SharedOrLocal
 from stacklo.data.tables import persisted_operations
 
 
@@ -70,7 +71,9 @@ class MemoryQueryCache:
 
 
 class RedisQueryCache:
-    """One key per operation, shared by every instance, expiring after ``ttl_seconds``."""
+    """One key per operation, shared by every instance, expiring after ``ttl_seconds``. While
+    Redis cannot be reached, this process keeps texts in its own memory (``SharedOrLocal``):
+    a hash it has not seen is answered PersistedQueryNotFound, and the client sends the text."""
 
     PREFIX = "stacklo:apq:"
 
@@ -79,10 +82,20 @@ class RedisQueryCache:
 
         self._redis = Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self._ttl = ttl_seconds
+        self._local = MemoryQueryCache(ttl_seconds)
+        self._fallback = SharedOrLocal("apq_cache")
 
     async def get(self, sha256: str) -> str | None:
+        return await self._fallback.call(lambda: self._get(sha256), lambda: self._local.get(sha256))
+
+    async def put(self, sha256: str, body: str) -> None:
+        await self._fallback.call(
+            lambda: self._put(sha256, body), lambda: self._local.put(sha256, body)
+        )
+
+    async def _get(self, sha256: str) -> str | None:
         raw = await self._redis.get(self.PREFIX + sha256)
         return raw.decode() if isinstance(raw, bytes) else raw
 
-    async def put(self, sha256: str, body: str) -> None:
+    async def _put(self, sha256: str, body: str) -> None:
         await self._redis.set(self.PREFIX + sha256, body, px=int(self._ttl * 1000))

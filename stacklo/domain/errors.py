@@ -93,3 +93,11 @@ class CursorExpired(AccessError):
 class InvalidCursor(AccessError):
     code = "INVALID_INPUT"
     default_message = "after is not a valid cursor."
+
+
+class BroadcastUnavailable(AccessError):
+    """Live events cannot flow for a moment (the broadcast connection, Redis, is being
+    re-established): retry the subscription shortly, with the last cursor received."""
+
+    code = "SERVICE_UNAVAILABLE"
+    default_message = "Live events are unavailable for a moment; subscribe again shortly."

@@ -1,15 +1,20 @@
 """Periodic work that one process does at a time: whoever holds the job's advisory lock runs
 ``step`` every ``interval`` seconds; the others wait to take over. A lost database connection
-loses the lead (and the lock with it); the next round tries to lead again."""
+loses the lead (and the lock with it): the job notices at once, not at its next round, and
+tries to lead again every ``RETRY_SECONDS`` until it does."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 
 from stacklo.observability import log
-from stacklo.realtime.relay import Leadership
+from stacklo.realtime.relay import Leadership, wait_any
+
+# Not leading (the database away, or another process leads): try again this soon, however long
+# the job's interval (the scheduler's is 30 s), so leadership is back within about a second of
+# the database or of the leader's exit. One advisory-lock query a second per job.
+RETRY_SECONDS = 1.0
 
 
 async def run_as_leader(
@@ -36,7 +41,9 @@ async def run_as_leader(
                 log.warning(f"{name}_error", error=repr(e))
                 leading = False
                 await leadership.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+            if leading:
+                await wait_any([stop, leadership.lost], interval)
+            else:
+                await wait_any([stop], min(interval, RETRY_SECONDS))
     finally:
         await leadership.close()

@@ -36,9 +36,22 @@ class Publisher(Protocol):
 
 
 class Leadership(Protocol):
+    # Set when the session holding the lead ends (the database restarted or dropped it).
+    lost: asyncio.Event
+
     async def lead(self, on_notify: Callable[..., None]) -> bool: ...
     async def alive(self) -> bool: ...
     async def close(self) -> None: ...
+
+
+async def wait_any(events: list[asyncio.Event], seconds: float) -> None:
+    """Until one of ``events`` is set or ``seconds`` have passed."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 class Relay:
@@ -86,17 +99,10 @@ class Relay:
                     log.warning("relay_error", error=repr(e))
                     leading = False
                     await leadership.close()
-                waiters = {
-                    asyncio.ensure_future(self.wake.wait()),
-                    asyncio.ensure_future(stop.wait()),
-                }
-                try:
-                    await asyncio.wait(
-                        waiters, timeout=self._poll, return_when=asyncio.FIRST_COMPLETED
-                    )
-                finally:
-                    for waiter in waiters:
-                        waiter.cancel()
+                # The leader's session lost ends the wait: the lead is sought again at once.
+                await wait_any(
+                    [self.wake, stop, *([leadership.lost] if leading else [])], self._poll
+                )
         finally:
             await leadership.close()
 

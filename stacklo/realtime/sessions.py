@@ -13,7 +13,8 @@ has ended (log-out, password change, refresh-token reuse, expiry). Four things k
    handled while that query was in flight, is caught at registration: ended sessions are
    remembered for ``remember`` seconds.
 4. Should events be lost (the relay or Redis down), a sweep asks the database every
-   ``sweep_seconds`` which registered sessions have ended.
+   ``sweep_seconds`` which registered sessions have ended, and once more each time the guard
+   follows the sessions channel again after losing it.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ SOCKETS_CLOSED = Counter(
 )
 
 Close = Callable[[int, str], Awaitable[None]]
+
+# How soon the guard subscribes again after losing its channel (refused at once, and cheaply,
+# while the broadcast connection is down).
+RETRY_SECONDS = 1.0
 
 
 class SessionGuard:
@@ -133,10 +138,24 @@ class SessionGuard:
         return await self.end(sorted(ended), "sweep") if ended else 0
 
     async def _follow(self, streams: _Streams) -> None:
+        """Every process follows the sessions channel for good. Whenever it subscribes
+        (again), it sweeps once: an event published while it was not following (the broadcast
+        lost, Redis restarting) reached nobody, and the database knows what ended meanwhile."""
+        away = False
+
+        async def following() -> None:
+            nonlocal away
+            if away:
+                log.info("session_events_following")
+            away = False
+            await self.sweep()
+
         while True:
             try:
                 async for event in streams.events(
-                    SESSIONS_CHANNEL, lambda e: e.topic in (SESSIONS_ENDED, USER_CHANGED)
+                    SESSIONS_CHANNEL,
+                    lambda e: e.topic in (SESSIONS_ENDED, USER_CHANGED),
+                    live=following,
                 ):
                     if event.topic == USER_CHANGED:
                         self._forget(set(), {uuid.UUID(event.payload["user"])})
@@ -145,12 +164,18 @@ class SessionGuard:
                     await self.end(ended, "event")
             except SlowConsumer:
                 await self.sweep()  # events were dropped: ask the database instead
-            except Exception as e:  # the broadcast backend is away: sweep, then follow again
-                log.warning("session_events_unavailable", error=repr(e))
-                await asyncio.sleep(min(self._sweep, 5.0))
+            except Exception as e:  # the broadcast is away: follow again once it is back
+                if not away:
+                    log.warning("session_events_unavailable", error=repr(e))
+                away = True
+                await asyncio.sleep(RETRY_SECONDS)
 
 
 class _Streams(Protocol):
     def events(
-        self, channel: str, accept: Callable[[OutboxEvent], bool]
+        self,
+        channel: str,
+        accept: Callable[[OutboxEvent], bool],
+        *,
+        live: Callable[[], Awaitable[object]] | None = None,
     ) -> AsyncIterator[OutboxEvent]: ...

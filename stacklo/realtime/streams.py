@@ -11,6 +11,15 @@ A process holds one broadcast subscription per channel, however many subscribers
 ``stacklo/web/delivery.py``, not one per socket): a message is decoded once and handed to each
 subscription's inbox, which costs, while idle, one future (its deque comes with its first
 waiting event), rather than a queue, an event and a task of its own.
+
+When the broadcast connection is lost (Redis away), events published meanwhile reach nobody
+live, so no stream carries on as if nothing happened: every stream on the process ends with
+``BroadcastLost`` once it has handed over what it had buffered (its socket is then closed with
+1012, ``BROADCAST_LOST_CLOSE``), and a stream started while the connection is down is refused
+with ``BroadcastUnavailable`` (SERVICE_UNAVAILABLE). A client that subscribes again with its
+last cursor is back under the invariant above: subscribed (on the new connection) before its
+replay reads the outbox, where the events it missed are, since the relay positions an event
+before it publishes it and keeps trying to publish it until Redis takes it.
 """
 
 from __future__ import annotations
@@ -27,9 +36,10 @@ from typing import Any, Protocol
 
 from prometheus_client import Counter, Gauge
 
-from stacklo.domain.errors import CursorExpired, RateLimited
+from stacklo.domain.errors import BroadcastUnavailable, CursorExpired, RateLimited
 from stacklo.domain.events import OutboxEvent
 from stacklo.domain.ports import UnitOfWorkFactory
+from stacklo.realtime.broadcast import BroadcastLost
 
 ACTIVE_SUBSCRIPTIONS = Gauge("stacklo_subscriptions_active", "Open GraphQL subscriptions.")
 EVENTS_DELIVERED = Counter("stacklo_events_delivered_total", "Events delivered to subscribers.")
@@ -55,6 +65,11 @@ class SlowConsumer(Exception):
 SLOW_CONSUMER_CLOSE = 4413
 SLOW_CONSUMER_REASON = "subscriber too slow: buffer overflow"
 
+# Close code for a socket whose live events were interrupted (the broadcast connection was
+# lost): 1012, "service restart", which clients take as "reconnect". Documented in the README.
+BROADCAST_LOST_CLOSE = 1012
+BROADCAST_LOST_REASON = "live events interrupted: subscribe again with your last cursor"
+
 
 class Subscribable(Protocol):
     def subscribe(self, channel: str) -> contextlib.AbstractAsyncContextManager[Any]: ...
@@ -77,7 +92,10 @@ class Streams:
 
     @contextlib.asynccontextmanager
     async def slot(self, user_id: uuid.UUID) -> AsyncIterator[None]:
-        """Count the user's open subscriptions in this process; refuse past the cap."""
+        """Count the user's open subscriptions in this process; refuse past the cap, and
+        while the broadcast connection is down (nothing live could reach the subscription)."""
+        if not getattr(self._broadcast, "available", True):
+            raise BroadcastUnavailable()
         if self._open[user_id] >= self._per_user:
             raise RateLimited(f"At most {self._per_user} open subscriptions per user.")
         self._open[user_id] += 1
@@ -115,8 +133,13 @@ class Streams:
         *,
         after: int | None = None,
         replay: Replay | None = None,
+        live: Callable[[], Awaitable[object]] | None = None,
     ) -> AsyncIterator[OutboxEvent]:
+        """``channel``'s events that ``accept`` takes: after ``after`` replayed first, then
+        live. ``live`` runs once the stream is subscribed, before anything is read."""
         async with self._listen(channel) as inbox:
+            if live is not None:
+                await live()
             last = -1
             if after is not None and replay is not None:
                 last = after
@@ -171,25 +194,45 @@ class Streams:
                 task.cancel()
 
     async def _pump(self, channel: str, ready: asyncio.Event) -> None:
-        async with self._broadcast.subscribe(channel) as subscriber:
-            ready.set()
-            async for message in subscriber:
-                event = decode(message.message)
-                for inbox in tuple(self._inboxes.get(channel, ())):
-                    inbox.push(event)
+        error: BroadcastUnavailable = BroadcastLost()
+        try:
+            async with self._broadcast.subscribe(channel) as subscriber:
+                ready.set()
+                async for message in subscriber:
+                    event = decode(message.message)
+                    for inbox in tuple(self._inboxes.get(channel, ())):
+                        inbox.push(event)
+        except Exception as e:
+            if not ready.is_set():
+                raise  # refused: the subscriber waiting for it hears why
+            error = e if isinstance(e, BroadcastUnavailable) else BroadcastLost()
+        # The subscription ended under its streams: each one ends too, never left waiting;
+        # whoever subscribes next starts a new one.
+        current = self._pumps.get(channel)
+        if current is not None and current[0] is asyncio.current_task():
+            del self._pumps[channel]
+            for inbox in self._inboxes.pop(channel, ()):
+                inbox.lose(error)
 
 
 class _Inbox:
     """One subscription's bounded buffer; past the bound it is cut off, not grown. The deque
     is made when the first event waits in it: an idle subscription holds none."""
 
-    __slots__ = ("_bound", "_items", "_overflowed", "_waiter")
+    __slots__ = ("_bound", "_items", "_lost", "_overflowed", "_waiter")
 
     def __init__(self, bound: int):
         self._bound = bound
         self._items: deque[OutboxEvent] | None = None
         self._overflowed = False
+        self._lost: BroadcastUnavailable | None = None
         self._waiter: asyncio.Future[None] | None = None
+
+    def lose(self, error: BroadcastUnavailable) -> None:
+        """Nothing more will come: what is buffered is handed over, then ``error``."""
+        self._lost = error
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def push(self, event: OutboxEvent) -> None:
         if self._overflowed:
@@ -213,6 +256,8 @@ class _Inbox:
                 if not self._items:
                     self._items = None
                 return event
+            if self._lost is not None:
+                raise self._lost
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter

@@ -23,8 +23,11 @@ from stacklo.domain.events import (
     wallet_from_dict,
 )
 from stacklo.domain.models import Viewer
+from stacklo.realtime.broadcast import BroadcastLost
 from stacklo.realtime.channels import PLATFORM, user_channel
 from stacklo.realtime.streams import (
+    BROADCAST_LOST_CLOSE,
+    BROADCAST_LOST_REASON,
     SLOW_CONSUMER_CLOSE,
     SLOW_CONSUMER_REASON,
     SlowConsumer,
@@ -70,6 +73,14 @@ async def close_slow(info: Info) -> None:
     socket = info.context.request
     with contextlib.suppress(Exception):
         await socket.close(code=SLOW_CONSUMER_CLOSE, reason=SLOW_CONSUMER_REASON)
+
+
+async def close_lost(info: Info) -> None:
+    """The live events were interrupted (the broadcast connection was lost): 1012, and the
+    client subscribes again with its last cursor."""
+    socket = info.context.request
+    with contextlib.suppress(Exception):
+        await socket.close(code=BROADCAST_LOST_CLOSE, reason=BROADCAST_LOST_REASON)
 
 
 def _selects(selections: Iterable[Selection], name: str) -> bool:
@@ -142,6 +153,8 @@ async def transaction_updated(
             yield item
     except SlowConsumer:
         await close_slow(info)
+    except BroadcastLost:
+        await close_lost(info)
 
 
 async def wallet_updated(
@@ -174,6 +187,8 @@ async def wallet_updated(
             yield item
     except SlowConsumer:
         await close_slow(info)
+    except BroadcastLost:
+        await close_lost(info)
 
 
 async def platform_activity_events(
@@ -203,6 +218,8 @@ async def platform_activity_events(
             yield item
     except SlowConsumer:
         await close_slow(info)
+    except BroadcastLost:
+        await close_lost(info)
 
 
 async def platform_activity(info: Info) -> AsyncGenerator[Transaction, None]:
@@ -219,3 +236,5 @@ async def platform_activity(info: Info) -> AsyncGenerator[Transaction, None]:
             yield item
     except SlowConsumer:
         await close_slow(info)
+    except BroadcastLost:
+        await close_lost(info)

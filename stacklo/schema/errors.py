@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError, GraphQLSyntaxError
+from prometheus_client import Counter
+from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import MaskErrors
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
+from stacklo.data.db import unreachable
 from stacklo.domain.errors import AccessError, DomainError, RateLimited
-from stacklo.observability import report_unexpected
+from stacklo.observability import log, report_unexpected, request_id_var
 from stacklo.schema.limits import refusal
 
 _SUGGESTION = re.compile(r"\s*Did you mean .*\?\s*$", re.DOTALL)
@@ -29,19 +34,63 @@ class ErrorPolicy(MaskErrors):
     class or the operation limits raised. The client's own mistakes get GRAPHQL_PARSE_FAILED
     (QUERY_TOO_COMPLEX past the token limit), GRAPHQL_VALIDATION_FAILED or BAD_USER_INPUT (a
     variable that did not coerce); unless introspection is public, their "Did you mean"
-    suggestions are cut, since they would spell out the schema. Anything else, also an
-    exception escaping a subscription's generator, is masked.
+    suggestions are cut, since they would spell out the schema. The database out of reach
+    (restarting, failing over) is SERVICE_UNAVAILABLE: retryable, logged in one line and counted
+    apart from the unexpected. Anything else, also an exception escaping a subscription's
+    generator or another extension's hook, is masked.
     """
 
     def __init__(self) -> None:
         super().__init__(error_message=MASKED)
+
+    def on_operation(self) -> Iterator[None]:
+        try:
+            yield from super().on_operation()
+        except _STRAWBERRY_OWN:
+            raise
+        except Exception as error:
+            # An extension's hook failed (say the cost budget looking the viewer up while the
+            # database restarts): strawberry would answer str(error), unmasked and uncoded.
+            wrapped = GraphQLError(str(error), original_error=error)
+            raise self._process_errors([wrapped])[0] from None
 
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         context = getattr(self.execution_context, "context", None)
         return masked(errors, getattr(context, "services", None))
 
 
+# What strawberry raises on purpose for the HTTP layer to answer (400, 405).
+_STRAWBERRY_OWN = (MissingQueryError, CannotGetOperationTypeError, InvalidOperationTypeError)
+
+
 MASKED = "Internal server error"
+UNAVAILABLE = (
+    "The service is briefly unavailable; retry in a moment. A mutation retried with the same "
+    "idempotencyKey takes effect at most once."
+)
+# Seconds a client should wait before retrying: a database restart or failover takes a few.
+UNAVAILABLE_RETRY_AFTER = 1
+
+UNAVAILABLE_ANSWERS = Counter(
+    "stacklo_unavailable_answers_total",
+    "Errors answered SERVICE_UNAVAILABLE because the database could not be reached.",
+)
+
+
+def unavailable(error: BaseException) -> dict[str, Any] | None:
+    """The ``extensions`` of a SERVICE_UNAVAILABLE answer if ``error`` is the database out of
+    reach (logged without a traceback and counted), else None. Also for routes outside
+    GraphQL and for sockets."""
+    if not unreachable(error):
+        return None
+    UNAVAILABLE_ANSWERS.inc()
+    request_id = request_id_var.get()
+    log.warning("service_unavailable", error=repr(error))
+    return {
+        "code": "SERVICE_UNAVAILABLE",
+        "retryAfter": UNAVAILABLE_RETRY_AFTER,
+        "requestId": request_id,
+    }
 
 
 def masked(errors: list[GraphQLError], services: Any) -> list[GraphQLError]:
@@ -70,6 +119,9 @@ def _one(error: GraphQLError, settings: Any) -> GraphQLError:
         return _client(error, settings)
     if error.path is None and error.nodes:
         return _client(error, settings, "BAD_USER_INPUT")  # a variable that did not coerce
+    retry = unavailable(original)
+    if retry is not None:
+        return _coded(error, UNAVAILABLE, retry)
     request_id = report_unexpected(original)
     return _coded(error, MASKED, {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id})
 

@@ -19,7 +19,9 @@ Invariant: a client receives, frame for frame, the text strawberry would have se
 same events (same members, order and separators), each event once and in order: a member joins
 a feed between two events and gets every later one. A member whose socket takes frames more
 slowly than they come is closed (4413) once ``subscription_buffer`` of them wait, never
-buffered without bound and never holding up the other members.
+buffered without bound and never holding up the other members. When the broadcast connection
+is lost, every member socket of every feed, and every socket delivering its own events, is
+closed with 1012 (``stacklo/realtime/streams.py``).
 """
 
 from __future__ import annotations
@@ -43,7 +45,10 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from stacklo.data.uow import limit_connections
 from stacklo.domain.models import Viewer
+from stacklo.realtime.broadcast import BroadcastLost
 from stacklo.realtime.streams import (
+    BROADCAST_LOST_CLOSE,
+    BROADCAST_LOST_REASON,
     EVENTS_DELIVERED,
     SLOW_CONSUMER_CLOSE,
     SLOW_CONSUMER_REASON,
@@ -340,8 +345,11 @@ class Member:
 
     def _slow(self) -> None:
         SLOW_CONSUMERS.inc()
+        self._cut(SLOW_CONSUMER_CLOSE, SLOW_CONSUMER_REASON)
+
+    def _cut(self, code: int, reason: str) -> None:
         self._ended = True
-        _later(self._close(SLOW_CONSUMER_CLOSE, SLOW_CONSUMER_REASON))
+        _later(self._close(code, reason))
 
     def end(self, final: str | None) -> None:
         """The feed ended: the error it ended with, if any, then ``complete``; the
@@ -357,6 +365,12 @@ class Member:
         """The feed's events overflowed: this subscriber is cut off like a slow one."""
         if not self._ended:
             self._slow()
+
+    def lost(self) -> None:
+        """The feed's live events were interrupted: the socket is closed (1012), and the
+        client subscribes again."""
+        if not self._ended:
+            self._cut(BROADCAST_LOST_CLOSE, BROADCAST_LOST_REASON)
 
     async def leave(self) -> None:
         """The client completed the subscription, or its socket closed."""
@@ -439,6 +453,11 @@ class Feed:
             self._end()
             for member in tuple(self.members):
                 member.closed()
+            return
+        except BroadcastLost:
+            self._end()
+            for member in tuple(self.members):
+                member.lost()
             return
         except Exception as error:
             final = body(failure(error, services))

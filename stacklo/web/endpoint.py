@@ -10,7 +10,9 @@ A WebSocket is signed in by the token in ``connection_init`` (or, failing that, 
   each operation with its own viewer and batch loaders;
 - over graphql-transport-ws, delivers the subscriptions strawberry admitted itself
   (``stacklo/web/delivery.py``): the viewer's own events executed for them, an event that
-  reads the same for many sockets executed once for them all.
+  reads the same for many sockets executed once for them all;
+- closes with 1012 when the broadcast connection its subscriptions listen on is lost (events
+  may have been missed: the client subscribes again with its last cursor).
 
 A socket that is not signed in is closed (4408) after ``ws_idle_anonymous_seconds`` without an
 operation, and one client address holds at most ``ws_sockets_per_address`` sockets per process
@@ -44,10 +46,16 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     Operation,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    SubscribeMessage,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ErrorMessage as TransportErrorMessage,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ConnectionInitMessage as LegacyInitMessage,
+)
 from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage, StartMessage
 from strawberry.types import ExecutionResult
 
@@ -59,9 +67,17 @@ from stacklo.data.uow import limit_connections
 from stacklo.domain.errors import AccessError
 from stacklo.domain.models import RequestMeta, Viewer
 from stacklo.observability import request_id_var
+from stacklo.realtime.broadcast import BroadcastLost
 from stacklo.realtime.sessions import SESSION_ENDED_CLOSE
-from stacklo.realtime.streams import SLOW_CONSUMER_CLOSE, SLOW_CONSUMER_REASON, SlowConsumer
+from stacklo.realtime.streams import (
+    BROADCAST_LOST_CLOSE,
+    BROADCAST_LOST_REASON,
+    SLOW_CONSUMER_CLOSE,
+    SLOW_CONSUMER_REASON,
+    SlowConsumer,
+)
 from stacklo.schema.context import Context, Services
+from stacklo.schema.errors import UNAVAILABLE, unavailable
 from stacklo.schema.limits import count_tokens, refusal
 from stacklo.schema.subscriptions import Handoff, Taker, release, taking
 from stacklo.web.delivery import (
@@ -79,6 +95,7 @@ from stacklo.web.delivery import (
 from stacklo.web.persisted import PersistedQueries, PersistedRefusal
 
 IDLE_CLOSE = 4408
+UNAVAILABLE_CLOSE = 1013  # RFC 6455 "Try Again Later": the database is away for a moment
 # Headers a browser form cannot send: a multipart request needs one (CSRF), as Apollo's
 # upload link and Apollo Server do it.
 PREFLIGHT_HEADERS = ("apollo-require-preflight", "x-apollo-operation-name", "graphql-preflight")
@@ -276,6 +293,11 @@ async def screen(context: Context, payload: object, persisted: PersistedQueries)
     except AccessError:
         await state.close(SESSION_ENDED_CLOSE, "session ended")
         return _Ended()
+    except Exception as away:  # the database away: this operation is refused, not the socket
+        retry = unavailable(away)
+        if retry is None:
+            raise
+        return {"message": UNAVAILABLE, "extensions": retry}
 
 
 def _view(view: object) -> GraphQLApp:
@@ -293,6 +315,14 @@ def begin_operation(context: Context, viewer: Viewer | None) -> None:
     limit_connections(context.services.settings.db_connections_per_request)
 
 
+async def unavailable_at_sign_in(context: Context, error: Exception) -> None:
+    """Signing a socket in needs the database: while it is away, close with 1013 (try again
+    later), not 4403 (which tells the client its token is bad). Anything else is raised."""
+    if unavailable(error) is None:
+        raise error
+    await context.socket.close(UNAVAILABLE_CLOSE, "service unavailable: reconnect shortly")
+
+
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws, with subscriptions delivered here once strawberry has admitted
     them (``stacklo/web/delivery.py``)."""
@@ -301,6 +331,12 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         super().__init__(*args, **kwargs)
         self._viewers: dict[str, Viewer | None] = {}
         self._members: dict[str, Member] = {}
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except Exception as error:
+            await unavailable_at_sign_in(self.context, error)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         operation_id = message["id"]
@@ -395,6 +431,9 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         except SlowConsumer:
             await self.context.socket.close(SLOW_CONSUMER_CLOSE, SLOW_CONSUMER_REASON)
             return
+        except BroadcastLost:
+            await self.context.socket.close(BROADCAST_LOST_CLOSE, BROADCAST_LOST_REASON)
+            return
         except _Gone:
             return
         except Exception as error:
@@ -465,6 +504,12 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._viewers: dict[str, Viewer | None] = {}
+
+    async def handle_connection_init(self, message: LegacyInitMessage) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except Exception as error:
+            await unavailable_at_sign_in(self.context, error)
 
     async def handle_start(self, message: StartMessage) -> None:
         operation_id = message["id"]
