@@ -37,6 +37,8 @@ RELAY_LOCK = 7_246_002
 RATE_FEED_LOCK = 7_246_003
 SCHEDULER_LOCK = 7_246_004
 NOTIFIER_LOCK = 7_246_005
+# Held for the whole of a relay's claiming transaction (see ``Outbox.claiming``).
+CLAIM_LOCK = 7_246_006
 
 
 class RelayConnection:
@@ -261,6 +263,9 @@ _MARK_PUBLISHED = text(
 )
 
 
+_CLAIMING = text("SELECT pg_advisory_xact_lock(:k)")
+
+
 def _event(row: Any, position: int | None = None) -> OutboxEvent:
     return OutboxEvent(
         id=row.id,
@@ -279,6 +284,14 @@ class Outbox:
         self._conn = conn
 
     # -------------------------------------------------------------- the relay
+
+    async def claiming(self) -> None:
+        """Wait for any other relay's claim to commit or roll back; hold off others until this
+        transaction ends. Leadership alone does not order claims: a leader whose session was
+        cut (or that was killed) may still be committing positions when the next one starts,
+        and events it claims would then publish after later ones, below positions subscribers
+        have already seen (and drop)."""
+        await self._conn.execute(_CLAIMING, {"k": CLAIM_LOCK})
 
     async def claim(self, limit: int) -> list[OutboxEvent]:
         """Give the next unpositioned events positions, in id order (commit-safe per aggregate:

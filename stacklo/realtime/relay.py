@@ -9,7 +9,10 @@ Each batch is positioned and committed first, then published, then marked publis
 subscriber's replay reads positioned events, so whatever it may have received live is already
 in the database when it resumes. If the relay dies after positioning, the next leader
 publishes that batch again with the same positions (at least once; subscribers drop what they
-have already seen by position).
+have already seen by position). Claims are taken one transaction at a time (a transaction
+advisory lock), so a leader that took over while the last one's claim was still committing
+waits for it and publishes that batch first: positions go out in order across a change of
+leader.
 """
 
 from __future__ import annotations
@@ -109,6 +112,9 @@ class Relay:
     async def publish_once(self) -> int:
         """Publish one batch; how many events went out (0 when idle)."""
         async with self._uow() as uow:
+            # Before reading: a claim still committing elsewhere is then seen, and published
+            # first, as positioned-but-unpublished.
+            await uow.outbox.claiming()
             events = await uow.outbox.positioned_unpublished(self._batch)
             if not events:
                 events = await uow.outbox.claim(self._batch)
