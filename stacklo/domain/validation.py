@@ -21,6 +21,13 @@ def _has_control(value: str) -> bool:
     return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in value)
 
 
+def names_nothing(value: str, max_len: int) -> bool:
+    """Whether a lookup or filter text cannot name anything stored: longer than anything we
+    store there, or with control characters (which no stored value has, and PostgreSQL
+    refuses a NUL outright), so it finds nothing without asking the database."""
+    return len(value) > max_len or _has_control(value)
+
+
 def clean_text(value: str, field: tuple[str, ...], *, max_len: int, required: bool = True) -> str:
     """Trim and reject empty, oversized or control-character text."""
     text = value.strip()

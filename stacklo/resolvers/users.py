@@ -13,7 +13,7 @@ import strawberry
 
 from stacklo.domain import ledger, money
 from stacklo.domain.models import KycStatus, Viewer
-from stacklo.domain.validation import clean_text
+from stacklo.domain.validation import clean_text, names_nothing
 from stacklo.schema.commerce import Checkout, Installment, InstallmentPlan, Merchant
 from stacklo.schema.common import (
     AFTER,
@@ -102,6 +102,8 @@ async def audit_events(
         actor = _uuid(decoded[1]) if decoded else None
         if actor is None:  # names nobody: nothing they did
             return Connection[AuditEvent].build([], has_next=False, has_previous=False)
+    if action is not None and names_nothing(action, 64):  # no such action was recorded
+        return Connection[AuditEvent].build([], has_next=False, has_previous=False)
     async with info.context.services.uow(read_only=True) as uow:
         page = await uow.audit.page(first=limit, after=after_id, action=action, actor_id=actor)
     return Connection[AuditEvent].build(
@@ -123,7 +125,7 @@ async def transaction(
 ) -> Transaction | None:
     """By public reference; null unless the viewer may see it."""
     viewer = await info.context.viewer()
-    if viewer is None or len(reference) > 32:
+    if viewer is None or names_nothing(reference.strip(), 32):
         return None
     async with info.context.services.uow(read_only=True) as uow:
         tx = await uow.ledger.by_reference(reference.strip().upper())
