@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
+import asyncpg
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -93,6 +95,7 @@ from stacklo.realtime.relay import Relay
 from stacklo.realtime.sessions import SessionGuard
 from stacklo.realtime.streams import Streams
 from stacklo.schema.context import Services
+from stacklo.schema.errors import UNAVAILABLE, UNAVAILABLE_RETRY_AFTER, unavailable
 from stacklo.web.endpoint import GraphQLApp, error_response
 from stacklo.web.files import files_routes
 from stacklo.web.guards import BodyLimit, SecurityHeaders
@@ -443,7 +446,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         lifespan=runtime.lifespan,
         # Any HTTP error (a bad multipart body is a 400 from Starlette) answers as GraphQL JSON.
-        exception_handlers={HTTPException: _http_error, Exception: _unexpected},
+        # The database away is a 503 on every route (a GraphQL answer says it by its code);
+        # these classes carry it (the driver's socket error, SQLAlchemy's and asyncpg's own).
+        exception_handlers={
+            HTTPException: _http_error,
+            **dict.fromkeys(_MAY_BE_UNREACHABLE, _unreachable),
+            Exception: _unexpected,
+        },
     )
     trusted = [str(n) for n in settings.trusted_proxies]
     # Client IP: the socket's, or X-Forwarded-For only when the socket is a trusted proxy.
@@ -490,6 +499,30 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(status, "BAD_REQUEST")
     message = getattr(exc, "detail", None) or ("Not Found" if status == 404 else "Bad request")
     return error_response(status, str(message), code)
+
+
+_MAY_BE_UNREACHABLE: tuple[type[Exception], ...] = (
+    OSError,
+    SQLAlchemyError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+
+
+async def _unreachable(request: Request, exc: Exception) -> Response:
+    """SERVICE_UNAVAILABLE (503, ``Retry-After``) when the database is out of reach; any other
+    error of these classes is unexpected. A provider delivers a webhook not answered 2xx again
+    (deduplicated by reference), so nothing is lost by refusing it now."""
+    retry = unavailable(exc)
+    if retry is None:
+        return await _unexpected(request, exc)
+    return error_response(
+        503,
+        UNAVAILABLE,
+        "SERVICE_UNAVAILABLE",
+        retry,
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

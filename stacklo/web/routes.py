@@ -22,7 +22,6 @@ from stacklo.integrations.paystack import MalformedEvent, parse_event, verify_si
 from stacklo.integrations.sandbox import SandboxProvider
 from stacklo.observability import log
 from stacklo.schema.context import Services
-from stacklo.schema.errors import UNAVAILABLE, UNAVAILABLE_RETRY_AFTER, unavailable
 from stacklo.web.endpoint import bearer_token, error_response, request_meta
 
 # A provider webhook is a few kilobytes; anything much larger is not one.
@@ -50,18 +49,6 @@ def webhook_routes(
         except DomainError as e:  # a rule refused it (e.g. a balance past the ledger's range)
             log.warning("provider_event_refused", reference=event.reference, code=e.code.value)
             return JSONResponse({"error": e.message, "code": e.code.value}, status_code=422)
-        except Exception as e:
-            retry = unavailable(e)
-            if retry is None:
-                raise
-            # The provider delivers an event not answered 2xx again (deduplicated by reference).
-            return error_response(
-                503,
-                UNAVAILABLE,
-                "SERVICE_UNAVAILABLE",
-                retry,
-                headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
-            )
         log.info("provider_event", kind=event.kind, reference=event.reference, outcome=outcome)
         return JSONResponse({"status": outcome})
 

@@ -242,6 +242,12 @@ async def restart(stack: Stack, api: Proc, worker: Proc, load: Load, mode: str) 
     assert paid.status_code == 503, paid.text
     assert paid.json()["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
     assert paid.headers["retry-after"] == "1"
+    # Any other route that reads the database answers the same (the sandbox's payout page).
+    settle = await own.http.post(
+        "/sandbox/paystack/transfers/TXN-AWAY", data={"outcome": "success"}
+    )
+    assert settle.status_code == 503, settle.text
+    assert settle.json()["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
     await asyncio.sleep(max(0.0, DOWN_SECONDS - (time.monotonic() - down_at)))
     load.away_since = None
     start_began = time.monotonic()
