@@ -11,11 +11,12 @@ from stacklo.domain.conversions import Convert
 from stacklo.domain.errors import DomainError, ErrorCode
 from stacklo.domain.fx import Pair
 from stacklo.domain.quotes import CreateQuote
+from stacklo.realtime.broadcast import BroadcastLost
 from stacklo.realtime.channels import RATES_CHANNEL
 from stacklo.realtime.streams import SlowConsumer
 from stacklo.resolvers.errors import user_errors
 from stacklo.resolvers.ids import node_id
-from stacklo.resolvers.realtime import close_slow
+from stacklo.resolvers.realtime import close_lost, close_slow
 from stacklo.schema.context import Info, Services
 from stacklo.schema.fx import (
     ConvertInput,
@@ -72,6 +73,8 @@ async def rate_updated(
             yield rate
     except SlowConsumer:
         await close_slow(info)
+    except BroadcastLost:
+        await close_lost(info)
 
 
 async def _ticks(services: Services, wanted: list[Pair] | None) -> AsyncIterator[ExchangeRate]:

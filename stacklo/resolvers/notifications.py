@@ -12,10 +12,11 @@ from stacklo.domain.errors import CursorExpired, DomainError, ErrorCode
 from stacklo.domain.events import NOTIFICATION_CREATED
 from stacklo.domain.notices import StoredNotification
 from stacklo.domain.notifications import MAX_IDS
+from stacklo.realtime.broadcast import BroadcastLost
 from stacklo.realtime.channels import user_channel
 from stacklo.realtime.streams import SlowConsumer, Streams
 from stacklo.resolvers.errors import user_errors
-from stacklo.resolvers.realtime import close_slow
+from stacklo.resolvers.realtime import close_lost, close_slow
 from stacklo.schema.common import node_uuid
 from stacklo.schema.context import Info
 from stacklo.schema.notifications import (
@@ -95,6 +96,8 @@ async def notification_received(
             yield item
     except SlowConsumer:
         await close_slow(info)
+    except BroadcastLost:
+        await close_lost(info)
 
 
 async def _notifications(

@@ -405,6 +405,21 @@ async def close_code(ws: websockets.ClientConnection, within: float = 10) -> int
     return None
 
 
+LEGACY_RATES = "subscription { rateUpdated { base quote mid } }"
+LEGACY_NOTIFICATIONS = "subscription { notificationReceived { id } }"
+
+
+async def legacy_subscriber(ws_url: str, token: str, query: str) -> websockets.ClientConnection:
+    """A ``graphql-ws`` (legacy protocol) socket with one subscription started."""
+    ws = await websockets.connect(ws_url, subprotocols=["graphql-ws"])
+    await ws.send(
+        json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
+    )
+    assert json.loads(await ws.recv())["type"] == "connection_ack"
+    await ws.send(json.dumps({"type": "start", "id": "1", "payload": {"query": query}}))
+    return ws
+
+
 async def test_a_subscriber_is_never_left_silent_by_a_redis_restart(stack: Stack) -> None:
     """broadcaster 0.3.1 alone: once its Redis connection dropped, its listener was dead and a
     subscriber heard nothing ever again, though Redis was back and the socket open."""
@@ -420,8 +435,14 @@ async def test_a_subscriber_is_never_left_silent_by_a_redis_restart(stack: Stack
         try:
             await transfer(client, alice, bob, Counter())
             await until(lambda: _has(listener, 1), 15, "the first event")
+            # The legacy protocol's rate and notification feeds are closed the same way.
+            legacy = [
+                await legacy_subscriber(solo.ws_url, bob.access, query)
+                for query in (LEGACY_RATES, LEGACY_NOTIFICATIONS)
+            ]
             stack.redis.stop()  # type: ignore[union-attr]
-            await asyncio.sleep(1)
+            codes = await asyncio.gather(*(close_code(ws, 20) for ws in legacy))
+            assert codes == [BROADCAST_LOST_CLOSE, BROADCAST_LOST_CLOSE], codes
             stack.redis.start()  # type: ignore[union-attr]
             reference = await transfer(client, alice, bob, Counter())
             await until(lambda: _has(listener, 2), 20, "the event after Redis came back")
