@@ -87,10 +87,11 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
@@ -132,6 +133,7 @@ TARGET_P99_MS = 250.0
 TARGET_TICK_P99_MS = 500.0
 TARGET_KB_PER_CONNECTION = 100.0
 SETUP_CONCURRENCY = 20  # sign-ups, deposits
+T = TypeVar("T")
 CONNECT_CONCURRENCY = 50  # WebSocket handshakes + connection_init in flight
 IDLE_SECONDS = 3.0
 DRAIN_SECONDS = 15.0
@@ -428,33 +430,56 @@ async def read(sub: Subscriber, ws: ClientConnection, deliveries: Deliveries) ->
         deliveries.closes[f"{ws.close_code} {ws.close_reason or ''}".strip()] += 1
 
 
+class Held(Protocol):
+    """A client socket and the task reading it (fanout's subscribers, the soak's sockets)."""
+
+    ws: ClientConnection | None
+    reader: asyncio.Task[None] | None
+
+
+async def open_each(
+    items: Sequence[T], open_one: Callable[[T], Awaitable[None]], concurrency: int
+) -> None:
+    """``open_one`` for every item, at most ``concurrency`` handshakes in flight."""
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(item: T) -> None:
+        async with limit:
+            await open_one(item)
+
+    async with asyncio.TaskGroup() as group:
+        for item in items:
+            group.create_task(one(item))
+
+
+async def close_each(items: Sequence[Held]) -> None:
+    """Close every socket and stop its reader, whatever state either is in."""
+
+    async def one(item: Held) -> None:
+        if item.ws is not None:
+            with contextlib.suppress(WebSocketException, OSError, TimeoutError):
+                await item.ws.close()
+        if item.reader is not None:
+            item.reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await item.reader
+
+    await asyncio.gather(*(one(i) for i in items))
+
+
 async def open_all(
     subscribers: list[Subscriber], deliveries: Deliveries, compression: bool, rates: bool
 ) -> None:
-    limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
-
-    async def one(sub: Subscriber) -> None:
-        async with limit:
-            await open_subscriber(sub, deliveries, compression, rates)
-
-    async with asyncio.TaskGroup() as group:
-        for sub in subscribers:
-            group.create_task(one(sub))
+    await open_each(
+        subscribers,
+        lambda sub: open_subscriber(sub, deliveries, compression, rates),
+        CONNECT_CONCURRENCY,
+    )
 
 
 async def close_all(subscribers: list[Subscriber], deliveries: Deliveries) -> None:
     deliveries.closing = True
-
-    async def one(sub: Subscriber) -> None:
-        if sub.ws is not None:
-            with contextlib.suppress(WebSocketException, OSError, TimeoutError):
-                await sub.ws.close()
-        if sub.reader is not None:
-            sub.reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sub.reader
-
-    await asyncio.gather(*(one(s) for s in subscribers))
+    await close_each(subscribers)
 
 
 async def wait_subscribed(

@@ -89,7 +89,7 @@ from bench.common import (
     serving,
     wait_ready,
 )
-from bench.fanout import PROTOCOL, RATE_SUBSCRIPTION, log_problems
+from bench.fanout import PROTOCOL, RATE_SUBSCRIPTION, close_each, log_problems, open_each
 from bench.suite import RESULTS, git_facts, machine_facts, scrubbed
 from bench.transfers import (
     SEND_MONEY,
@@ -386,30 +386,12 @@ async def read(sock: Socket, ws: ClientConnection, tally: Tally) -> None:
 
 
 async def open_all(sockets: list[Socket], url: str, after: int, tally: Tally) -> None:
-    limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
-
-    async def one(sock: Socket) -> None:
-        async with limit:
-            await open_socket(sock, url, after, tally)
-
-    async with asyncio.TaskGroup() as group:
-        for sock in sockets:
-            group.create_task(one(sock))
+    await open_each(sockets, lambda sock: open_socket(sock, url, after, tally), CONNECT_CONCURRENCY)
 
 
 async def close_all(sockets: list[Socket], tally: Tally) -> None:
     tally.closing = True
-
-    async def one(sock: Socket) -> None:
-        if sock.ws is not None:
-            with contextlib.suppress(WebSocketException, OSError, TimeoutError):
-                await sock.ws.close()
-        if sock.reader is not None:
-            sock.reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sock.reader
-
-    await asyncio.gather(*(one(s) for s in sockets))
+    await close_each(sockets)
 
 
 async def user_ids(dsn: str, users: list[User]) -> dict[str, uuid.UUID]:
