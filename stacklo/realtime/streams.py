@@ -42,6 +42,11 @@ from stacklo.domain.ports import UnitOfWorkFactory
 from stacklo.realtime.broadcast import BroadcastLost
 
 ACTIVE_SUBSCRIPTIONS = Gauge("stacklo_subscriptions_active", "Open GraphQL subscriptions.")
+LIVE_STREAMS = Gauge(
+    "stacklo_streams_live",
+    "Event streams listening on a confirmed broadcast subscription: what is published now "
+    "reaches them (a shared feed is one stream, however many sockets it serves).",
+)
 EVENTS_DELIVERED = Counter("stacklo_events_delivered_total", "Events delivered to subscribers.")
 SLOW_CONSUMERS = Counter(
     "stacklo_slow_consumers_total", "Subscriptions cut off for falling behind."
@@ -185,7 +190,8 @@ class Streams:
                     waiter.cancel()
             if pump.done():  # the broadcast backend refused: surface it, masked, to this client
                 pump.result()
-            yield inbox
+            with LIVE_STREAMS.track_inprogress():
+                yield inbox
         finally:
             inboxes.discard(inbox)
             if not inboxes and self._inboxes.get(channel) is inboxes:

@@ -367,6 +367,10 @@ async def _has(subscriber: Resuming, count: int) -> bool:
     return len(subscriber.events) >= count
 
 
+async def _live(proc: Proc, streams: float) -> bool:
+    return await metric(proc.base_url, "stacklo_streams_live") >= streams
+
+
 async def _closed(subscriber: Resuming) -> bool:
     return BROADCAST_LOST_CLOSE in subscriber.closes
 
@@ -405,6 +409,14 @@ async def close_code(ws: websockets.ClientConnection, within: float = 10) -> int
     return None
 
 
+async def answer(ws: websockets.ClientConnection, within: float) -> dict[str, Any]:
+    """The next message that is not a keep-alive."""
+    async with asyncio.timeout(within):
+        while (message := json.loads(await ws.recv()))["type"] == "ka":
+            pass
+    return message  # type: ignore[no-any-return]
+
+
 LEGACY_RATES = "subscription { rateUpdated { base quote mid } }"
 LEGACY_NOTIFICATIONS = "subscription { notificationReceived { id } }"
 
@@ -436,13 +448,22 @@ async def test_a_subscriber_is_never_left_silent_by_a_redis_restart(stack: Stack
             await transfer(client, alice, bob, Counter())
             await until(lambda: _has(listener, 1), 15, "the first event")
             # The legacy protocol's rate and notification feeds are closed the same way.
+            live = await metric(solo.base_url, "stacklo_streams_live")
             legacy = [
                 await legacy_subscriber(solo.ws_url, bob.access, query)
                 for query in (LEGACY_RATES, LEGACY_NOTIFICATIONS)
             ]
+            # Only a subscription already listening can be lost; one still starting is refused.
+            await until(lambda: _live(solo, live + 2), 15, "the legacy feeds listening")
             stack.redis.stop()  # type: ignore[union-attr]
             codes = await asyncio.gather(*(close_code(ws, 20) for ws in legacy))
             assert codes == [BROADCAST_LOST_CLOSE, BROADCAST_LOST_CLOSE], codes
+            late = await legacy_subscriber(solo.ws_url, bob.access, LEGACY_NOTIFICATIONS)
+            refusal = await answer(late, 20)
+            codes_seen = [e["extensions"]["code"] for e in refusal["payload"]["errors"]]
+            assert codes_seen == ["SERVICE_UNAVAILABLE"], refusal
+            assert (await answer(late, 10))["type"] == "complete"
+            await late.close()
             stack.redis.start()  # type: ignore[union-attr]
             reference = await transfer(client, alice, bob, Counter())
             await until(lambda: _has(listener, 2), 20, "the event after Redis came back")
