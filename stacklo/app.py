@@ -144,10 +144,12 @@ async def run_jobs(
     rates: Rates,
     stop: asyncio.Event,
     bell: OutboxBell,
+    provider: PaymentProvider | None = None,
 ) -> None:
-    """What `stacklo worker` runs (and `serve` in-process when embedded): the outbox relay and
-    the rate ticker, each leading through its own advisory lock, until ``stop`` is set. The
-    jobs' commits ring ``bell``; the relay's own do not (it would wake itself)."""
+    """What `stacklo worker` runs (and `serve` in-process when embedded): the outbox relay, the
+    rate ticker, the scheduler and the notifier, each leading through its own advisory lock,
+    until ``stop`` is set. The jobs' commits ring ``bell``; the relay's own do not (it would
+    wake itself)."""
     relay = Relay(
         SqlUnitOfWorkFactory(engine),
         broadcast,
@@ -167,6 +169,8 @@ async def run_jobs(
     checkouts = build_checkouts(settings, uow)
     settlement = Settlement(uow, utcnow, timedelta(seconds=settings.settlement_delay_seconds))
     collection = Collection(uow, utcnow, settings.lending())
+    payouts = provider or build_provider(settings)
+    funding = Funding(uow, utcnow, payouts, DailyLimits(settings.unverified_daily_limits, utcnow))
     email, sms = build_senders(settings)
     notifier = Notifier(uow, utcnow, email, sms, max_attempts=settings.notification_max_attempts)
 
@@ -174,12 +178,15 @@ async def run_jobs(
         expired = await checkouts.expire()
         settled = await settlement.run()
         collected = await collection.run()
-        if expired or settled or collected:
+        # Last: a provider that is slow to answer holds up nothing else.
+        reconciled = await funding.reconcile_withdrawals()
+        if expired or settled or collected or reconciled:
             log.info(
                 "scheduled",
                 checkouts_expired=expired,
                 merchants_settled=settled,
                 plans_changed=collected,
+                withdrawals_settled=reconciled,
             )
 
     try:
@@ -204,6 +211,8 @@ async def run_jobs(
     finally:
         if isinstance(feed, CoinbaseRateFeed):
             await feed.aclose()
+        if provider is None and isinstance(payouts, PaystackProvider):
+            await payouts.aclose()
 
 
 def build_senders(settings: Settings) -> tuple[EmailSender, SmsSender]:
@@ -400,7 +409,9 @@ class Runtime:
         ]
         if settings.worker_in_process:
             tasks.append(
-                asyncio.create_task(run_jobs(settings, engine, broadcast, built.rates, stop, bell))
+                asyncio.create_task(
+                    run_jobs(settings, engine, broadcast, built.rates, stop, bell, self.provider)
+                )
             )
         settle_heap()
         log.info("started", embedded=settings.embedded, env=settings.env)

@@ -413,6 +413,20 @@ class Ledger:
         row = (await self._conn.execute(query)).first()
         return _tx(row) if row else None
 
+    async def withdrawals_in_flight(self, before: datetime, limit: int) -> list[Transaction]:
+        t = ledger_transactions.c
+        rows = await self._conn.execute(
+            select(ledger_transactions)
+            .where(
+                t.kind == TransactionKind.WITHDRAWAL.value,
+                t.status == TransactionStatus.PROCESSING.value,
+                t.created_at < before,
+            )
+            .order_by(t.updated_at, t.id)
+            .limit(limit)
+        )
+        return [_tx(r) for r in rows]
+
     async def history(self, tx_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[StatusChange]]:
         out: dict[uuid.UUID, list[StatusChange]] = {t: [] for t in tx_ids}
         if tx_ids:

@@ -59,6 +59,8 @@ from stacklo.domain.validation import clean_text
 from stacklo.domain.wallets import owned_wallet
 
 TRANSFER_FAILED = "The bank transfer failed."
+# Withdrawals looked up per scheduler round (one provider request each).
+RECONCILE_BATCH = 50
 REVERSED = "The bank reversed the transfer."
 
 
@@ -197,6 +199,38 @@ class Funding:
                 await uow.commit()
         return tx
 
+    async def reconcile_withdrawals(self, batch: int = RECONCILE_BATCH) -> int:
+        """The scheduler's round for withdrawals that waited past the provider's grace without
+        its word (its answer lost, its webhook lost, or the process gone before it asked):
+        look each up as a same-key retry would, least recently asked first, and post or
+        release what the provider says is final. Returns how many it settled."""
+        provider = self._provider
+        if not isinstance(provider, PayoutLookup):
+            return 0
+        async with self._uow(read_only=True) as uow:
+            waiting = await uow.ledger.withdrawals_in_flight(
+                self._clock() - provider.unknown_outcome_grace, batch
+            )
+        settled = 0
+        for tx in waiting:
+            current = await self._reconcile(tx)
+            if current.status is TransactionStatus.PROCESSING:
+                await self._asked(tx.reference)
+            else:
+                settled += 1
+        return settled
+
+    async def _asked(self, reference: str) -> None:
+        """Still in flight: note when the provider was asked, which sends the withdrawal to the
+        back of the next round's line."""
+        async with self._uow() as uow:
+            tx = await uow.ledger.by_reference(reference, for_update=True)
+            assert tx is not None
+            if tx.status is TransactionStatus.PROCESSING:
+                tx.metadata["provider_asked_at"] = self._clock().isoformat()
+                await uow.ledger.annotate(tx)
+                await uow.commit()
+
     async def _reconcile(self, tx: Transaction) -> Transaction:
         """Settle a withdrawal in flight from the provider's own record.
 
@@ -215,13 +249,13 @@ class Funding:
             return tx
         if status is PayoutStatus.PENDING:
             return tx
-        if status is PayoutStatus.NOT_FOUND and tx.metadata.get("provider_outcome") != "unknown":
-            return tx  # the provider gave us its transfer code: its "not found" is a glitch
         async with self._uow() as uow:
             current = await uow.ledger.by_reference(tx.reference, for_update=True)
             assert current is not None
             if current.status is not TransactionStatus.PROCESSING:
                 return current  # a webhook settled it meanwhile
+            if status is PayoutStatus.NOT_FOUND and "provider_transfer_code" in current.metadata:
+                return current  # the provider named its transfer: its "not found" is a glitch
             if status is PayoutStatus.SUCCEEDED:
                 await self._post_payout(uow, current)
             else:

@@ -383,6 +383,11 @@ class LedgerRepository(Protocol):
     async def by_reference(
         self, reference: str, *, for_update: bool = False
     ) -> Transaction | None: ...
+    async def withdrawals_in_flight(self, before: datetime, limit: int) -> list[Transaction]:
+        """PROCESSING withdrawals created before ``before``, the least recently touched
+        (annotated, or changed) first."""
+        ...
+
     async def history(self, tx_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[StatusChange]]: ...
     async def entries_of(
         self, tx_ids: Sequence[uuid.UUID]

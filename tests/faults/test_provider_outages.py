@@ -10,7 +10,8 @@ while the fake cycles through its modes. Afterwards: each deposit Paystack took 
 credited exactly once (a late ``charge.success`` after a ``charge.failed`` included), each
 withdrawal moved exactly what Paystack says it paid out (failed or reversed transfers give the
 hold back once), a payout whose answer was lost stays PROCESSING with its hold until
-Paystack's word (webhook, or a lookup when the client retries), no hold is left, and
+Paystack's word (webhook, a lookup when the client retries, or the worker's reconciler when
+nobody does), no hold is left, and
 ``stacklo ledger verify`` passes.
 """
 
@@ -161,6 +162,7 @@ def serve(stack: Stack, fake: FakePaystack) -> Proc:
         STACKLO_PAYSTACK_READ_TIMEOUT_SECONDS=str(READ_TIMEOUT),
         STACKLO_PAYSTACK_BREAKER_FAILURES=str(FAILURES),
         STACKLO_PAYSTACK_BREAKER_OPEN_SECONDS=str(OPEN_SECONDS),
+        STACKLO_SCHEDULER_INTERVAL_SECONDS="1",  # its payout reconciler settles the forgotten
     )
 
 
@@ -224,6 +226,10 @@ async def test_provider_outages_lose_nothing_and_credit_nothing_twice(stack: Sta
         assert unknown["transaction"]["status"] == "PROCESSING"
         never_made = unknown["transaction"]["reference"]
         assert never_made not in fake.transfers()
+        # Another like it, which its client never asks about again.
+        fake.fail_next(1, path="/transfer")
+        abandoned = await withdraw(client, users[2], Decimal(3), book)
+        assert abandoned is not None and abandoned["transaction"]["status"] == "PROCESSING"
 
         # The storm.
         for round_no in range(ROUNDS):
@@ -239,7 +245,7 @@ async def test_provider_outages_lose_nothing_and_credit_nothing_twice(stack: Sta
             fake.mode, fake.mode_path = "ok", None
             if round_no % 2:
                 await asyncio.sleep(OPEN_SECONDS / 2)  # the circuit recovers now and then
-        faults = ROUNDS + FAILURES + 1  # storm rounds, the breaker's failures, the lost 500
+        faults = ROUNDS + FAILURES + 2  # storm rounds, the breaker's failures, the lost 500s
 
         # Paystack's side: payers pay most deposits (some after a failed attempt), the bank
         # settles every transfer; then every webhook arrives shuffled, 2-3 times each.
@@ -287,9 +293,13 @@ async def test_provider_outages_lose_nothing_and_credit_nothing_twice(stack: Sta
         )
         assert all(d.status_code == 200 for d in deliveries), deliveries
 
-        # The client retries its pending withdrawals with the same key once the grace is over.
+        # The client retries some of its pending withdrawals with the same key once the grace
+        # is over; the others it never asks about again, and no webhook comes: the worker's
+        # reconciler looks them up.
+        retried = late[1::2]
+        forgotten = [abandoned["transaction"]["reference"], *late[::2]]
         await asyncio.sleep(GRACE + 0.2)
-        for reference in [never_made, *late]:
+        for reference in [never_made, *retried]:
             user_id, _ = book.withdrawals[reference]
             user = next(u for u in users if u.id == user_id)
             again = await mutate(
@@ -298,6 +308,7 @@ async def test_provider_outages_lose_nothing_and_credit_nothing_twice(stack: Sta
             assert again is not None and again["transaction"]["reference"] == reference
             expected = "COMPLETED" if ends.get(reference) == "success" else "FAILED"
             assert again["transaction"]["status"] == expected, (reference, again)
+        await settled_by_worker(stack.pg.dsn(), forgotten, within=60)
         # ...and a late webhook for one of them changes nothing.
         late_hooks = fake.deliver(
             api.base_url,
@@ -325,7 +336,8 @@ async def test_provider_outages_lose_nothing_and_credit_nothing_twice(stack: Sta
             circuit_opened=changes["opened"],
             webhooks=len(deliveries) + len(late_hooks),
             webhook_outcomes=dict(outcomes),
-            late_lookups=1 + len(late),
+            late_lookups=1 + len(retried),
+            settled_by_reconciler=len(forgotten),
             **figures,
             credited_twice=0,
             lost=0,
@@ -333,6 +345,25 @@ async def test_provider_outages_lose_nothing_and_credit_nothing_twice(stack: Sta
         await client.aclose()
     finally:
         fake.stop()
+
+
+async def settled_by_worker(dsn: str, references: list[str], within: float) -> None:
+    """Every one of ``references`` out of PROCESSING, with nobody asking."""
+    deadline = time.monotonic() + within
+    db = await asyncpg.connect(dsn)
+    try:
+        while True:
+            waiting = await db.fetchval(
+                "SELECT count(*) FROM ledger_transactions "
+                "WHERE reference = ANY($1::text[]) AND status = 'PROCESSING'",
+                references,
+            )
+            if not waiting:
+                return
+            assert time.monotonic() < deadline, f"{waiting} withdrawals still in flight"
+            await asyncio.sleep(0.2)
+    finally:
+        await db.close()
 
 
 async def check_the_books(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -13,7 +14,14 @@ from stacklo.domain.errors import DomainError, ErrorCode
 from stacklo.domain.funding import RequestWithdrawal, StartDeposit
 from stacklo.domain.ledger import TransactionStatus
 from stacklo.domain.models import User, Wallet
-from stacklo.domain.ports import ProviderEventKind
+from stacklo.domain.money import Money
+from stacklo.domain.ports import (
+    BankAccount,
+    PayoutStatus,
+    ProviderEventKind,
+    ProviderOutcomeUnknown,
+)
+from stacklo.integrations.sandbox import SandboxProvider
 from tests.integration.world import BANK, BTC, META, PayoutsDown, World
 
 
@@ -120,3 +128,145 @@ async def test_crypto_does_not_take_the_bank_rail(world: World) -> None:
             StartDeposit(alice, coins.id, Decimal(1), uuid.uuid4().hex, META)
         )
     assert (e.value.code, e.value.field) == (ErrorCode.INVALID_INPUT, ("input", "walletId"))
+
+
+# ------------------------------------------------------------- payouts whose word never came
+
+
+class PayoutsLookedUp(SandboxProvider):
+    """Paystack's transfer API as the reconciler meets it: each payout is answered as the test
+    says (made with the answer lost, refused unknowingly, or a crash before the call), and
+    looked up by reference. References it never saw are PENDING, so other tests' withdrawals
+    in the shared database are left alone."""
+
+    unknown_outcome_grace = timedelta(seconds=39)
+
+    def __init__(self) -> None:
+        super().__init__("sandbox-test-secret")
+        self.answer: str = "lost"  # lost: made, answer lost; unsent: never made, answer lost
+        self.status: dict[str, PayoutStatus] = {}
+        self.lookups: list[str] = []
+
+    async def payout(self, reference: str, amount: Money, account: BankAccount, reason: str) -> str:
+        if self.answer == "crash":
+            self.status[reference] = PayoutStatus.NOT_FOUND
+            raise RuntimeError("the process died before asking")
+        made = self.answer == "lost"
+        self.status[reference] = PayoutStatus.PENDING if made else PayoutStatus.NOT_FOUND
+        if self.answer == "code":
+            return "TRF_" + reference
+        raise ProviderOutcomeUnknown("read timeout")
+
+    async def payout_status(self, reference: str) -> PayoutStatus:
+        self.lookups.append(reference)
+        return self.status.get(reference, PayoutStatus.PENDING)
+
+
+@pytest.fixture
+def looked_up(uow_factory: SqlUnitOfWorkFactory) -> tuple[World, PayoutsLookedUp]:
+    provider = PayoutsLookedUp()
+    return World(uow_factory, provider=provider), provider
+
+
+async def status_of(world: World, reference: str) -> TransactionStatus:
+    async with world.uow(read_only=True) as uow:
+        tx = await uow.ledger.by_reference(reference)
+    assert tx is not None
+    return tx.status
+
+
+async def test_the_reconciler_settles_a_payout_whose_answer_was_lost(
+    looked_up: tuple[World, PayoutsLookedUp],
+) -> None:
+    """No webhook and no retry by the client: the scheduler's round asks the provider once the
+    grace is over and posts what it says, once."""
+    world, provider = looked_up
+    alice, a = await world.person()
+    await world.deposit(alice, a, "100")
+    reference = (await world.funding.request_withdrawal(withdrawal(alice, a, "40"))).transaction
+    reference = reference.reference
+    provider.status[reference] = PayoutStatus.SUCCEEDED  # the bank paid it meanwhile
+    await world.funding.reconcile_withdrawals(batch=10_000)
+    assert reference not in provider.lookups  # within the grace: it may still be on its way
+    assert await world.balance(a) == (Decimal(100), Decimal(40))
+
+    world.clock.advance(40)
+    assert await world.funding.reconcile_withdrawals(batch=10_000) >= 1
+    assert await status_of(world, reference) is TransactionStatus.COMPLETED
+    assert await world.balance(a) == (Decimal(60), Decimal(0))
+    provider.lookups.clear()
+    await world.funding.reconcile_withdrawals(batch=10_000)
+    assert reference not in provider.lookups  # settled: never asked again
+    assert await world.balance(a) == (Decimal(60), Decimal(0))
+    await world.verified()
+
+
+@pytest.mark.parametrize("answer", ["unsent", "crash"])
+async def test_the_reconciler_releases_a_payout_the_provider_never_made(
+    looked_up: tuple[World, PayoutsLookedUp], answer: str
+) -> None:
+    """Never made (the request lost on its way, or the process died between the hold and the
+    call): after the grace the provider's "not found" is the truth, and the hold goes back."""
+    world, provider = looked_up
+    provider.answer = answer
+    alice, a = await world.person()
+    await world.deposit(alice, a, "100")
+    if answer == "crash":
+        with pytest.raises(RuntimeError):
+            await world.funding.request_withdrawal(withdrawal(alice, a, "40"))
+        (reference,) = provider.status
+    else:
+        outcome = await world.funding.request_withdrawal(withdrawal(alice, a, "40"))
+        assert outcome.transaction.status is TransactionStatus.PROCESSING
+        reference = outcome.transaction.reference
+    assert await world.balance(a) == (Decimal(100), Decimal(40))
+    world.clock.advance(40)
+    await world.funding.reconcile_withdrawals(batch=10_000)
+    assert await status_of(world, reference) is TransactionStatus.FAILED
+    assert await world.balance(a) == (Decimal(100), Decimal(0))
+    await world.verified()
+
+
+async def test_the_reconciler_keeps_a_payout_still_pending_and_asks_the_others_first(
+    looked_up: tuple[World, PayoutsLookedUp],
+) -> None:
+    """PENDING keeps the hold; the next round starts with the withdrawals asked about least
+    recently, so a batch never sees the same ones over and over."""
+    world, provider = looked_up
+    alice, a = await world.person()
+    await world.deposit(alice, a, "100")
+    mine = [
+        (await world.funding.request_withdrawal(withdrawal(alice, a, "10", key=k))).transaction
+        for k in ("one", "two")
+    ]
+    world.clock.advance(40)
+    await world.funding.reconcile_withdrawals(batch=10_000)
+    assert [await status_of(world, t.reference) for t in mine] == [TransactionStatus.PROCESSING] * 2
+    assert await world.balance(a) == (Decimal(100), Decimal(20))
+    async with world.uow(read_only=True) as uow:
+        waiting = await uow.ledger.withdrawals_in_flight(world.clock(), 10_000)
+    order = [t.reference for t in waiting if t.reference in {m.reference for m in mine}]
+    assert order == [m.reference for m in mine]  # both asked, in the order they were asked
+    provider.lookups.clear()
+    await world.funding.reconcile_withdrawals(batch=1)
+    async with world.uow(read_only=True) as uow:
+        waiting = await uow.ledger.withdrawals_in_flight(world.clock(), 10_000)
+    assert waiting[-1].reference == provider.lookups[0]  # asked just now: last in line
+
+
+async def test_a_not_found_after_the_provider_gave_its_code_is_not_believed(
+    looked_up: tuple[World, PayoutsLookedUp],
+) -> None:
+    """The provider answered with its transfer code: it has the transfer, whatever a lookup
+    says, so the hold stays until it settles."""
+    world, provider = looked_up
+    provider.answer = "code"
+    alice, a = await world.person()
+    await world.deposit(alice, a, "100")
+    outcome = await world.funding.request_withdrawal(withdrawal(alice, a, "40"))
+    provider.status[outcome.transaction.reference] = PayoutStatus.NOT_FOUND
+    world.clock.advance(40)
+    await world.funding.reconcile_withdrawals(batch=10_000)
+    assert outcome.transaction.reference in provider.lookups
+    assert await status_of(world, outcome.transaction.reference) is TransactionStatus.PROCESSING
+    assert await world.balance(a) == (Decimal(100), Decimal(40))
