@@ -121,6 +121,22 @@ def build_provider(settings: Settings) -> PaymentProvider:
     return SandboxProvider(settings.sandbox_secret)
 
 
+def build_funding(
+    settings: Settings,
+    uow: UnitOfWorkFactory,
+    provider: PaymentProvider,
+    limits: DailyLimits | None = None,
+) -> Funding:
+    return Funding(
+        uow,
+        utcnow,
+        provider,
+        limits or DailyLimits(settings.unverified_daily_limits, utcnow),
+        deposit_lookup_after=timedelta(seconds=settings.deposit_lookup_after_seconds),
+        deposit_expiry=timedelta(seconds=settings.deposit_expiry_seconds),
+    )
+
+
 def build_rate_cache(settings: Settings) -> RateCache:
     if settings.redis_url:
         return RedisRateCache(settings.redis_url, ttl_seconds=settings.rate_max_age_seconds)
@@ -170,7 +186,7 @@ async def run_jobs(
     settlement = Settlement(uow, utcnow, timedelta(seconds=settings.settlement_delay_seconds))
     collection = Collection(uow, utcnow, settings.lending())
     payouts = provider or build_provider(settings)
-    funding = Funding(uow, utcnow, payouts, DailyLimits(settings.unverified_daily_limits, utcnow))
+    funding = build_funding(settings, uow, payouts)
     email, sms = build_senders(settings)
     notifier = Notifier(uow, utcnow, email, sms, max_attempts=settings.notification_max_attempts)
 
@@ -179,14 +195,16 @@ async def run_jobs(
         settled = await settlement.run()
         collected = await collection.run()
         # Last: a provider that is slow to answer holds up nothing else.
-        reconciled = await funding.reconcile_withdrawals()
-        if expired or settled or collected or reconciled:
+        paid_out = await funding.reconcile_withdrawals()
+        paid_in = await funding.reconcile_deposits()
+        if expired or settled or collected or paid_out or paid_in:
             log.info(
                 "scheduled",
                 checkouts_expired=expired,
                 merchants_settled=settled,
                 plans_changed=collected,
-                withdrawals_settled=reconciled,
+                withdrawals_settled=paid_out,
+                deposits_settled=paid_in,
             )
 
     try:
@@ -292,7 +310,7 @@ def build_services(
         ),
         wallets=Wallets(uow, utcnow),
         transfers=Transfers(uow, utcnow, limits),
-        funding=Funding(uow, utcnow, provider or build_provider(settings), limits),
+        funding=build_funding(settings, uow, provider or build_provider(settings), limits),
         rates=rates,
         quotes=Quotes(uow, utcnow, rates),
         conversions=Conversions(uow, utcnow),

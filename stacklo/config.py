@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     paystack_read_timeout_seconds: float = Field(default=10.0, gt=0)
     paystack_breaker_failures: int = Field(default=5, ge=1)
     paystack_breaker_open_seconds: float = Field(default=30.0, gt=0)
+    # The reconciler: how old a deposit without the provider's word is before it is looked up,
+    # and before an unpaid one is FAILED as never completed.
+    deposit_lookup_after_seconds: float = Field(default=120.0, gt=0)
+    deposit_expiry_seconds: float = Field(default=86400.0, gt=0)
     # Daily send + withdraw limit per currency while KYC is not VERIFIED (JSON object).
     unverified_daily_limits: dict[CurrencyCode, Decimal] = Field(
         default_factory=lambda: dict(DEFAULT_UNVERIFIED_DAILY)

@@ -413,12 +413,14 @@ class Ledger:
         row = (await self._conn.execute(query)).first()
         return _tx(row) if row else None
 
-    async def withdrawals_in_flight(self, before: datetime, limit: int) -> list[Transaction]:
+    async def in_flight(
+        self, kind: TransactionKind, before: datetime, limit: int
+    ) -> list[Transaction]:
         t = ledger_transactions.c
         rows = await self._conn.execute(
             select(ledger_transactions)
             .where(
-                t.kind == TransactionKind.WITHDRAWAL.value,
+                t.kind == kind.value,
                 t.status == TransactionStatus.PROCESSING.value,
                 t.created_at < before,
             )

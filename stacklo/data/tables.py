@@ -209,11 +209,12 @@ ledger_transactions = Table(
     CheckConstraint("amount > 0 AND fee >= 0", name="amounts"),
     Index("ix_ledger_transactions_source_wallet_id", "source_wallet_id"),
     Index("ix_ledger_transactions_target_wallet_id", "target_wallet_id"),
-    # The payout reconciler's round: withdrawals still waiting for the provider's word.
+    # The reconciler's round: deposits and withdrawals still waiting for the provider's word.
     Index(
-        "ix_ledger_transactions_withdrawals_in_flight",
+        "ix_ledger_transactions_in_flight",
+        "kind",
         "updated_at",
-        postgresql_where=text("kind = 'WITHDRAWAL' AND status = 'PROCESSING'"),
+        postgresql_where=text("status = 'PROCESSING' AND kind IN ('DEPOSIT', 'WITHDRAWAL')"),
     ),
 )
 

@@ -32,14 +32,12 @@ from stacklo.domain.installments import (
     late_fee,
 )
 from stacklo.domain.ledger import Posting, Transaction, TransactionKind, TransactionStatus
-from stacklo.domain.models import AccountKind, RequestMeta, audit
+from stacklo.domain.models import WORKER, AccountKind, audit
 from stacklo.domain.money import MONEY_CONTEXT, Money
 from stacklo.domain.movements import Movement, book
 from stacklo.domain.notices import money_text
 from stacklo.domain.plans import LendingTerms, collection_movement, complete_if_paid
 from stacklo.domain.ports import Clock, UnitOfWork, UnitOfWorkFactory
-
-WORKER = RequestMeta(user_agent="stacklo-worker")
 
 
 class Collection:

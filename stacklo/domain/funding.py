@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from decimal import Decimal
 
 from stacklo.domain.errors import DomainError, ErrorCode
@@ -28,7 +29,7 @@ from stacklo.domain.ledger import (
     TransactionKind,
     TransactionStatus,
 )
-from stacklo.domain.models import AccountKind, AuditEvent, RequestMeta, User, audit
+from stacklo.domain.models import WORKER, AccountKind, AuditEvent, RequestMeta, User, audit
 from stacklo.domain.money import (
     CURRENCIES,
     MONEY_CONTEXT,
@@ -43,6 +44,8 @@ from stacklo.domain.outcomes import Outcome, claim_key, replay
 from stacklo.domain.ports import (
     BankAccount,
     Clock,
+    DepositLookup,
+    DepositVerification,
     PaymentProvider,
     PayoutLookup,
     PayoutStatus,
@@ -59,8 +62,14 @@ from stacklo.domain.validation import clean_text
 from stacklo.domain.wallets import owned_wallet
 
 TRANSFER_FAILED = "The bank transfer failed."
-# Withdrawals looked up per scheduler round (one provider request each).
+NOT_COMPLETED = "The payment was not completed in time."
+# Deposits, and withdrawals, looked up per scheduler round (one provider request each).
 RECONCILE_BATCH = 50
+# A deposit's final statuses as a lookup reports them, and the webhook each stands for.
+_DEPOSIT_ENDS = {
+    "success": ("charge.success", ProviderEventKind.DEPOSIT_SUCCEEDED),
+    "failed": ("charge.failed", ProviderEventKind.DEPOSIT_FAILED),
+}
 REVERSED = "The bank reversed the transfer."
 
 
@@ -90,11 +99,19 @@ class Funding:
         clock: Clock,
         provider: PaymentProvider,
         limits: DailyLimits,
+        *,
+        deposit_lookup_after: timedelta = timedelta(minutes=2),
+        deposit_expiry: timedelta = timedelta(hours=24),
     ):
+        """``deposit_lookup_after``: how old a deposit without the provider's word must be
+        before the reconciler asks about it; ``deposit_expiry``: how old an unpaid one must be
+        before it is FAILED as never completed."""
         self._uow = uow
         self._clock = clock
         self._provider = provider
         self._limits = limits
+        self._deposit_lookup_after = deposit_lookup_after
+        self._deposit_expiry = deposit_expiry
 
     # ---------------------------------------------------------------- deposits
 
@@ -208,8 +225,8 @@ class Funding:
         if not isinstance(provider, PayoutLookup):
             return 0
         async with self._uow(read_only=True) as uow:
-            waiting = await uow.ledger.withdrawals_in_flight(
-                self._clock() - provider.unknown_outcome_grace, batch
+            waiting = await uow.ledger.in_flight(
+                TransactionKind.WITHDRAWAL, self._clock() - provider.unknown_outcome_grace, batch
             )
         settled = 0
         for tx in waiting:
@@ -219,6 +236,57 @@ class Funding:
             else:
                 settled += 1
         return settled
+
+    async def reconcile_deposits(self, batch: int = RECONCILE_BATCH) -> int:
+        """The scheduler's round for deposits without the provider's word (the payer paid and
+        the webhook was lost, or never paid): look each up, least recently asked first, and
+        apply what it says as its webhook would (named alike, so the webhook arriving after is a
+        duplicate). One still unpaid past the expiry is FAILED as never completed; a payment
+        after that is credited late, like any payment after a failure. Returns how many it
+        settled."""
+        provider = self._provider
+        if not isinstance(provider, DepositLookup):
+            return 0
+        now = self._clock()
+        async with self._uow(read_only=True) as uow:
+            waiting = await uow.ledger.in_flight(
+                TransactionKind.DEPOSIT, now - self._deposit_lookup_after, batch
+            )
+        settled = 0
+        for tx in waiting:
+            try:
+                word: DepositVerification | None = await provider.verify_deposit(tx.reference)
+            except ProviderRejected:  # it does not know the reference: never paid
+                word = None
+            except ProviderUnavailable:
+                continue  # no word at all: ask again next round
+            if word is not None and word.status in _DEPOSIT_ENDS:
+                event = ProviderEvent(
+                    name=_DEPOSIT_ENDS[word.status][0],
+                    kind=_DEPOSIT_ENDS[word.status][1],
+                    reference=tx.reference,
+                    amount_minor=word.amount_minor,
+                    currency=word.currency,
+                    provider_id=word.provider_id,
+                    raw={"source": "lookup", "status": word.status},
+                )
+                if await self.apply_provider_event(event, WORKER) != "duplicate":
+                    settled += 1
+            elif now - tx.created_at >= self._deposit_expiry:
+                settled += await self._expire_deposit(tx.reference)
+            else:
+                await self._asked(tx.reference)
+        return settled
+
+    async def _expire_deposit(self, reference: str) -> int:
+        async with self._uow() as uow:
+            tx = await uow.ledger.by_reference(reference, for_update=True)
+            assert tx is not None
+            if tx.status is not TransactionStatus.PROCESSING:
+                return 0  # its webhook came meanwhile
+            await self._fail(uow, tx, NOT_COMPLETED)
+            await uow.commit()
+        return 1
 
     async def _asked(self, reference: str) -> None:
         """Still in flight: note when the provider was asked, which sends the withdrawal to the

@@ -124,6 +124,10 @@ class RequestMeta:
     request_id: str | None = None
 
 
+#: What the worker's own changes record as their origin.
+WORKER = RequestMeta(user_agent="stacklo-worker")
+
+
 @dataclass(slots=True)
 class AuditEvent:
     action: str

@@ -383,9 +383,11 @@ class LedgerRepository(Protocol):
     async def by_reference(
         self, reference: str, *, for_update: bool = False
     ) -> Transaction | None: ...
-    async def withdrawals_in_flight(self, before: datetime, limit: int) -> list[Transaction]:
-        """PROCESSING withdrawals created before ``before``, the least recently touched
-        (annotated, or changed) first."""
+    async def in_flight(
+        self, kind: TransactionKind, before: datetime, limit: int
+    ) -> list[Transaction]:
+        """PROCESSING deposits or withdrawals created before ``before``, the least recently
+        touched (annotated, or changed) first."""
         ...
 
     async def history(self, tx_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[StatusChange]]: ...
@@ -636,6 +638,34 @@ class PayoutLookup(Protocol):
     unknown_outcome_grace: timedelta
 
     async def payout_status(self, reference: str) -> PayoutStatus: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DepositVerification:
+    """What the provider says about a deposit, looked up by our reference.
+
+    ``status`` is the provider's word (Paystack's ``success``, ``failed``, ``abandoned``,
+    ``ongoing``, ``pending``, ``reversed``...); only ``success`` means the money arrived, and
+    then only for ``amount_minor`` in ``currency``, which the caller compares with what it
+    expected.
+    """
+
+    reference: str
+    status: str
+    amount_minor: int
+    currency: str
+    provider_id: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "success"
+
+
+@runtime_checkable
+class DepositLookup(Protocol):
+    """A provider that can say what became of a deposit whose webhook never came."""
+
+    async def verify_deposit(self, reference: str) -> DepositVerification: ...
 
 
 # ------------------------------------------------------------------ rates

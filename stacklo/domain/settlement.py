@@ -18,13 +18,11 @@ from decimal import Decimal
 from stacklo.domain.commerce import ZERO, Checkout, Merchant, debit_in_order
 from stacklo.domain.errors import Conflict
 from stacklo.domain.ledger import Posting, Transaction, TransactionKind, TransactionStatus
-from stacklo.domain.models import RequestMeta, audit
+from stacklo.domain.models import WORKER, audit
 from stacklo.domain.money import Money
 from stacklo.domain.movements import Movement, book
 from stacklo.domain.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from stacklo.domain.wallets import add_wallet
-
-WORKER = RequestMeta(user_agent="stacklo-worker")
 
 
 class Settlement:

@@ -28,7 +28,6 @@ import hmac
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeGuard
 from urllib.parse import quote
@@ -39,6 +38,7 @@ import structlog
 from stacklo.domain.money import Money, to_minor_units
 from stacklo.domain.ports import (
     BankAccount,
+    DepositVerification,
     PayoutStatus,
     ProviderEvent,
     ProviderEventKind,
@@ -49,7 +49,7 @@ from stacklo.domain.ports import (
 from stacklo.integrations.breaker import BreakerClient, CircuitOpen
 
 if TYPE_CHECKING:
-    from stacklo.domain.ports import PaymentProvider, PayoutLookup
+    from stacklo.domain.ports import DepositLookup, PaymentProvider, PayoutLookup
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -101,26 +101,6 @@ def _positive_minor(amount: Money) -> int:
 
 
 # ------------------------------------------------------------------------------ results
-
-
-@dataclass(frozen=True, slots=True)
-class DepositVerification:
-    """What Paystack says about a deposit, for reconciliation against the ledger.
-
-    ``status`` is Paystack's word (``success``, ``failed``, ``abandoned``, ``ongoing``,
-    ``pending``, ``reversed``...); only ``success`` means the money arrived, and then only for
-    ``amount_minor`` in ``currency``, which the caller must compare with what it expected.
-    """
-
-    reference: str
-    status: str
-    amount_minor: int
-    currency: str
-    provider_id: str
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status == "success"
 
 
 class _NotFound(ProviderRejected):
@@ -536,4 +516,7 @@ if TYPE_CHECKING:
         return provider
 
     def _looks_up(provider: PaystackProvider) -> PayoutLookup:
+        return provider
+
+    def _verifies(provider: PaystackProvider) -> DepositLookup:
         return provider

@@ -11,7 +11,7 @@ credited exactly once (a late ``charge.success`` after a ``charge.failed`` inclu
 withdrawal moved exactly what Paystack says it paid out (failed or reversed transfers give the
 hold back once), a payout whose answer was lost stays PROCESSING with its hold until
 Paystack's word (webhook, a lookup when the client retries, or the worker's reconciler when
-nobody does), no hold is left, and
+nobody does; it also credits paid deposits whose webhook was lost), no hold is left, and
 ``stacklo ledger verify`` passes.
 """
 
@@ -162,7 +162,9 @@ def serve(stack: Stack, fake: FakePaystack) -> Proc:
         STACKLO_PAYSTACK_READ_TIMEOUT_SECONDS=str(READ_TIMEOUT),
         STACKLO_PAYSTACK_BREAKER_FAILURES=str(FAILURES),
         STACKLO_PAYSTACK_BREAKER_OPEN_SECONDS=str(OPEN_SECONDS),
-        STACKLO_SCHEDULER_INTERVAL_SECONDS="1",  # its payout reconciler settles the forgotten
+        # Its reconciler settles what nobody asks about again and no webhook tells.
+        STACKLO_SCHEDULER_INTERVAL_SECONDS="1",
+        STACKLO_DEPOSIT_LOOKUP_AFTER_SECONDS="3",
     )
 
 
@@ -278,10 +280,13 @@ async def test_provider_outages_lose_nothing_and_credit_nothing_twice(stack: Sta
                 transfer_events.append(fake.event(f"transfer.{end}", reference))
         for reference in failed_first:
             fake.mark_paid(reference, "failed")
+        for reference in paid:
+            fake.mark_paid(reference)
+        unheard = paid[::3]  # paid, and their webhooks are lost: the reconciler finds them
         deliveries: list[Delivery] = fake.deliver(
             api.base_url,
             [fake.event("charge.failed", r) for r in failed_first]
-            + [fake.event("charge.success", r) for r in paid],
+            + [fake.event("charge.success", r) for r in paid if r not in unheard],
             rng=rng,
         )
         for reference in failed_first:  # the payer tried again on the same checkout
@@ -308,7 +313,7 @@ async def test_provider_outages_lose_nothing_and_credit_nothing_twice(stack: Sta
             assert again is not None and again["transaction"]["reference"] == reference
             expected = "COMPLETED" if ends.get(reference) == "success" else "FAILED"
             assert again["transaction"]["status"] == expected, (reference, again)
-        await settled_by_worker(stack.pg.dsn(), forgotten, within=60)
+        await settled_by_worker(stack.pg.dsn(), forgotten + unheard, within=60)
         # ...and a late webhook for one of them changes nothing.
         late_hooks = fake.deliver(
             api.base_url,
@@ -337,7 +342,7 @@ async def test_provider_outages_lose_nothing_and_credit_nothing_twice(stack: Sta
             webhooks=len(deliveries) + len(late_hooks),
             webhook_outcomes=dict(outcomes),
             late_lookups=1 + len(retried),
-            settled_by_reconciler=len(forgotten),
+            settled_by_reconciler=len(forgotten) + len(unheard),
             **figures,
             credited_twice=0,
             lost=0,
@@ -348,7 +353,7 @@ async def test_provider_outages_lose_nothing_and_credit_nothing_twice(stack: Sta
 
 
 async def settled_by_worker(dsn: str, references: list[str], within: float) -> None:
-    """Every one of ``references`` out of PROCESSING, with nobody asking."""
+    """Every one of ``references`` out of PROCESSING, with nobody asking and no webhook."""
     deadline = time.monotonic() + within
     db = await asyncpg.connect(dsn)
     try:
@@ -360,7 +365,7 @@ async def settled_by_worker(dsn: str, references: list[str], within: float) -> N
             )
             if not waiting:
                 return
-            assert time.monotonic() < deadline, f"{waiting} withdrawals still in flight"
+            assert time.monotonic() < deadline, f"{waiting} of {references} still in flight"
             await asyncio.sleep(0.2)
     finally:
         await db.close()

@@ -12,14 +12,17 @@ import pytest
 from stacklo.data.uow import SqlUnitOfWorkFactory
 from stacklo.domain.errors import DomainError, ErrorCode
 from stacklo.domain.funding import RequestWithdrawal, StartDeposit
-from stacklo.domain.ledger import TransactionStatus
+from stacklo.domain.ledger import TransactionKind, TransactionStatus
 from stacklo.domain.models import User, Wallet
 from stacklo.domain.money import Money
 from stacklo.domain.ports import (
     BankAccount,
+    DepositVerification,
     PayoutStatus,
     ProviderEventKind,
     ProviderOutcomeUnknown,
+    ProviderRejected,
+    ProviderUnavailable,
 )
 from stacklo.integrations.sandbox import SandboxProvider
 from tests.integration.world import BANK, BTC, META, PayoutsDown, World
@@ -133,11 +136,11 @@ async def test_crypto_does_not_take_the_bank_rail(world: World) -> None:
 # ------------------------------------------------------------- payouts whose word never came
 
 
-class PayoutsLookedUp(SandboxProvider):
-    """Paystack's transfer API as the reconciler meets it: each payout is answered as the test
-    says (made with the answer lost, refused unknowingly, or a crash before the call), and
-    looked up by reference. References it never saw are PENDING, so other tests' withdrawals
-    in the shared database are left alone."""
+class LookedUp(SandboxProvider):
+    """Paystack as the reconciler meets it: each payout is answered as the test says (made
+    with the answer lost, refused unknowingly, or a crash before the call), and payouts and
+    deposits are looked up by reference. What it never saw is PENDING or ongoing, so other
+    tests' movements in the shared database are left alone."""
 
     unknown_outcome_grace = timedelta(seconds=39)
 
@@ -146,6 +149,8 @@ class PayoutsLookedUp(SandboxProvider):
         self.answer: str = "lost"  # lost: made, answer lost; unsent: never made, answer lost
         self.status: dict[str, PayoutStatus] = {}
         self.lookups: list[str] = []
+        self.paid: dict[str, tuple[str, int]] = {}
+        self.down = False
 
     async def payout(self, reference: str, amount: Money, account: BankAccount, reason: str) -> str:
         if self.answer == "crash":
@@ -161,10 +166,20 @@ class PayoutsLookedUp(SandboxProvider):
         self.lookups.append(reference)
         return self.status.get(reference, PayoutStatus.PENDING)
 
+    async def verify_deposit(self, reference: str) -> DepositVerification:
+        """Paystack's word on a deposit: ``paid`` says what was paid, if anything yet."""
+        self.lookups.append(reference)
+        if self.down:
+            raise ProviderUnavailable("verify timed out")
+        status, minor = self.paid.get(reference, ("ongoing", 0))
+        if status == "unknown":
+            raise ProviderRejected("Transaction reference not found")
+        return DepositVerification(reference, status, minor, "NGN", "4242")
+
 
 @pytest.fixture
-def looked_up(uow_factory: SqlUnitOfWorkFactory) -> tuple[World, PayoutsLookedUp]:
-    provider = PayoutsLookedUp()
+def looked_up(uow_factory: SqlUnitOfWorkFactory) -> tuple[World, LookedUp]:
+    provider = LookedUp()
     return World(uow_factory, provider=provider), provider
 
 
@@ -176,7 +191,7 @@ async def status_of(world: World, reference: str) -> TransactionStatus:
 
 
 async def test_the_reconciler_settles_a_payout_whose_answer_was_lost(
-    looked_up: tuple[World, PayoutsLookedUp],
+    looked_up: tuple[World, LookedUp],
 ) -> None:
     """No webhook and no retry by the client: the scheduler's round asks the provider once the
     grace is over and posts what it says, once."""
@@ -203,7 +218,7 @@ async def test_the_reconciler_settles_a_payout_whose_answer_was_lost(
 
 @pytest.mark.parametrize("answer", ["unsent", "crash"])
 async def test_the_reconciler_releases_a_payout_the_provider_never_made(
-    looked_up: tuple[World, PayoutsLookedUp], answer: str
+    looked_up: tuple[World, LookedUp], answer: str
 ) -> None:
     """Never made (the request lost on its way, or the process died between the hold and the
     call): after the grace the provider's "not found" is the truth, and the hold goes back."""
@@ -228,7 +243,7 @@ async def test_the_reconciler_releases_a_payout_the_provider_never_made(
 
 
 async def test_the_reconciler_keeps_a_payout_still_pending_and_asks_the_others_first(
-    looked_up: tuple[World, PayoutsLookedUp],
+    looked_up: tuple[World, LookedUp],
 ) -> None:
     """PENDING keeps the hold; the next round starts with the withdrawals asked about least
     recently, so a batch never sees the same ones over and over."""
@@ -244,18 +259,18 @@ async def test_the_reconciler_keeps_a_payout_still_pending_and_asks_the_others_f
     assert [await status_of(world, t.reference) for t in mine] == [TransactionStatus.PROCESSING] * 2
     assert await world.balance(a) == (Decimal(100), Decimal(20))
     async with world.uow(read_only=True) as uow:
-        waiting = await uow.ledger.withdrawals_in_flight(world.clock(), 10_000)
+        waiting = await uow.ledger.in_flight(TransactionKind.WITHDRAWAL, world.clock(), 10_000)
     order = [t.reference for t in waiting if t.reference in {m.reference for m in mine}]
     assert order == [m.reference for m in mine]  # both asked, in the order they were asked
     provider.lookups.clear()
     await world.funding.reconcile_withdrawals(batch=1)
     async with world.uow(read_only=True) as uow:
-        waiting = await uow.ledger.withdrawals_in_flight(world.clock(), 10_000)
+        waiting = await uow.ledger.in_flight(TransactionKind.WITHDRAWAL, world.clock(), 10_000)
     assert waiting[-1].reference == provider.lookups[0]  # asked just now: last in line
 
 
 async def test_a_not_found_after_the_provider_gave_its_code_is_not_believed(
-    looked_up: tuple[World, PayoutsLookedUp],
+    looked_up: tuple[World, LookedUp],
 ) -> None:
     """The provider answered with its transfer code: it has the transfer, whatever a lookup
     says, so the hold stays until it settles."""
@@ -270,3 +285,88 @@ async def test_a_not_found_after_the_provider_gave_its_code_is_not_believed(
     assert outcome.transaction.reference in provider.lookups
     assert await status_of(world, outcome.transaction.reference) is TransactionStatus.PROCESSING
     assert await world.balance(a) == (Decimal(100), Decimal(40))
+
+
+async def started(world: World, user: User, wallet: Wallet, amount: str = "25") -> str:
+    outcome = await world.funding.start_deposit(
+        StartDeposit(user, wallet.id, Decimal(amount), uuid.uuid4().hex, META)
+    )
+    return outcome.transaction.reference
+
+
+async def test_the_reconciler_credits_a_deposit_whose_webhook_was_lost(
+    looked_up: tuple[World, LookedUp],
+) -> None:
+    """Paid, and the webhook never came: credited once by the lookup; the webhook arriving
+    after is a duplicate."""
+    world, provider = looked_up
+    alice, a = await world.person()
+    reference = await started(world, alice, a)
+    provider.paid[reference] = ("success", 2500)
+    await world.funding.reconcile_deposits(batch=10_000)
+    assert reference not in provider.lookups  # the payer may still be on the page
+    world.clock.advance(121)
+    assert await world.funding.reconcile_deposits(batch=10_000) >= 1
+    assert await status_of(world, reference) is TransactionStatus.COMPLETED
+    assert await world.balance(a) == (Decimal(25), Decimal(0))
+    async with world.uow(read_only=True) as uow:
+        tx = await uow.ledger.by_reference(reference)
+    assert tx is not None
+    webhook = world.provider_event(ProviderEventKind.DEPOSIT_SUCCEEDED, tx, name="charge.success")
+    assert await world.funding.apply_provider_event(webhook, META) == "duplicate"
+    assert await world.balance(a) == (Decimal(25), Decimal(0))
+    await world.verified()
+
+
+@pytest.mark.parametrize(
+    ("word", "status", "balance"),
+    [
+        (("failed", 0), TransactionStatus.FAILED, 0),
+        (("success", 9900), TransactionStatus.PROCESSING, 0),  # another amount: for review
+    ],
+)
+async def test_the_reconciler_applies_what_the_lookup_says_as_the_webhook_would(
+    looked_up: tuple[World, LookedUp],
+    word: tuple[str, int],
+    status: TransactionStatus,
+    balance: int,
+) -> None:
+    world, provider = looked_up
+    alice, a = await world.person()
+    reference = await started(world, alice, a)
+    provider.paid[reference] = word
+    world.clock.advance(121)
+    await world.funding.reconcile_deposits(batch=10_000)
+    assert await status_of(world, reference) is status
+    assert await world.balance(a) == (Decimal(balance), Decimal(0))
+
+
+async def test_an_unpaid_deposit_expires_and_a_later_payment_is_still_credited_once(
+    looked_up: tuple[World, LookedUp],
+) -> None:
+    world, provider = looked_up
+    alice, a = await world.person()
+    ongoing = await started(world, alice, a)
+    unknown = await started(world, alice, a)
+    provider.paid[unknown] = ("unknown", 0)
+    world.clock.advance(3600)
+    await world.funding.reconcile_deposits(batch=10_000)
+    assert {ongoing, unknown} <= set(provider.lookups)
+    assert [await status_of(world, r) for r in (ongoing, unknown)] == [
+        TransactionStatus.PROCESSING
+    ] * 2
+    provider.down = True  # no word at all: never expired on a guess
+    world.clock.advance(86400)
+    await world.funding.reconcile_deposits(batch=10_000)
+    assert await status_of(world, ongoing) is TransactionStatus.PROCESSING
+    provider.down = False
+    await world.funding.reconcile_deposits(batch=10_000)
+    assert [await status_of(world, r) for r in (ongoing, unknown)] == [TransactionStatus.FAILED] * 2
+    async with world.uow(read_only=True) as uow:
+        tx = await uow.ledger.by_reference(ongoing)
+    assert tx is not None
+    late = world.provider_event(ProviderEventKind.DEPOSIT_SUCCEEDED, tx, name="charge.success")
+    assert await world.funding.apply_provider_event(late, META) == "credited_late"
+    assert await world.funding.apply_provider_event(late, META) == "duplicate"
+    assert await world.balance(a) == (Decimal(25), Decimal(0))
+    await world.verified()

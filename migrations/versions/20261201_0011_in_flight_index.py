@@ -1,4 +1,4 @@
-"""withdrawals still waiting for the provider's word, for the payout reconciler's round
+"""deposits and withdrawals still waiting for the provider's word, for the reconciler's round
 
 Revision ID: 0011
 Revises: 0010
@@ -18,12 +18,12 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_index(
-        "ix_ledger_transactions_withdrawals_in_flight",
+        "ix_ledger_transactions_in_flight",
         "ledger_transactions",
-        ["updated_at"],
-        postgresql_where=sa.text("kind = 'WITHDRAWAL' AND status = 'PROCESSING'"),
+        ["kind", "updated_at"],
+        postgresql_where=sa.text("status = 'PROCESSING' AND kind IN ('DEPOSIT', 'WITHDRAWAL')"),
     )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_ledger_transactions_withdrawals_in_flight", "ledger_transactions")
+    op.drop_index("ix_ledger_transactions_in_flight", "ledger_transactions")
