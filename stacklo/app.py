@@ -80,6 +80,7 @@ from stacklo.integrations.sandbox import SandboxProvider
 from stacklo.integrations.sms import HttpSmsSender, LogSmsSender
 from stacklo.integrations.storage import LocalStorage, build_storage
 from stacklo.observability import (
+    RECONCILED,
     RequestContextMiddleware,
     configure_logging,
     log,
@@ -197,6 +198,8 @@ async def run_jobs(
         # Last: a provider that is slow to answer holds up nothing else.
         paid_out = await funding.reconcile_withdrawals()
         paid_in = await funding.reconcile_deposits()
+        RECONCILED.labels("withdrawal").inc(paid_out)
+        RECONCILED.labels("deposit").inc(paid_in)
         if expired or settled or collected or paid_out or paid_in:
             log.info(
                 "scheduled",

@@ -35,6 +35,11 @@ GRAPHQL_LATENCY = Histogram(
 HTTP_REQUESTS = Counter(
     "stacklo_http_requests_total", "HTTP requests by route and status.", ["path", "status"]
 )
+RECONCILED = Counter(
+    "stacklo_reconciled_total",
+    "Deposits and withdrawals the worker's reconciler settled from the provider's word.",
+    ["kind"],
+)
 UNEXPECTED_ERRORS = Counter(
     "stacklo_unexpected_errors_total", "Errors masked as 'Internal server error'."
 )

@@ -314,6 +314,16 @@ async def test_provider_outages_lose_nothing_and_credit_nothing_twice(stack: Sta
             expected = "COMPLETED" if ends.get(reference) == "success" else "FAILED"
             assert again["transaction"]["status"] == expected, (reference, again)
         await settled_by_worker(stack.pg.dsn(), forgotten + unheard, within=60)
+        async with httpx.AsyncClient(base_url=api.base_url) as http:
+            lines = (await http.get("/metrics")).text.splitlines()
+        reconciled = {
+            kind: float(line.rsplit(" ", 1)[1])
+            for line in lines
+            for kind in ("deposit", "withdrawal")
+            if line.startswith(f'stacklo_reconciled_total{{kind="{kind}"}}')
+        }
+        assert reconciled["deposit"] >= len(unheard), reconciled
+        assert reconciled["withdrawal"] >= len(forgotten), reconciled
         # ...and a late webhook for one of them changes nothing.
         late_hooks = fake.deliver(
             api.base_url,
