@@ -12,6 +12,10 @@ word on them.
   twice. The provider's later word (webhook, or a lookup by reference when the same request is
   retried) posts it (the hold is consumed and the wallet debited) or releases it.
 - Each provider event is applied once (deduplicated by provider, event and reference).
+- What no webhook and no retry settles, the worker's reconciler does: it looks up deposits and
+  withdrawals left PROCESSING and applies the provider's final word as the webhook would;
+  an unpaid deposit past its expiry is FAILED (a later payment is credited as any payment
+  after a failure).
 """
 
 from __future__ import annotations
