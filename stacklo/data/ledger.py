@@ -423,6 +423,7 @@ class Ledger:
                 t.kind == kind.value,
                 t.status == TransactionStatus.PROCESSING.value,
                 t.created_at < before,
+                ~t.metadata.has_key("review"),  # a person's to settle
             )
             .order_by(t.updated_at, t.id)
             .limit(limit)

@@ -386,8 +386,8 @@ class LedgerRepository(Protocol):
     async def in_flight(
         self, kind: TransactionKind, before: datetime, limit: int
     ) -> list[Transaction]:
-        """PROCESSING deposits or withdrawals created before ``before``, the least recently
-        touched (annotated, or changed) first."""
+        """PROCESSING deposits or withdrawals created before ``before`` and not marked for
+        review, the least recently touched (annotated, or changed) first."""
         ...
 
     async def history(self, tx_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[StatusChange]]: ...

@@ -339,6 +339,9 @@ async def test_the_reconciler_applies_what_the_lookup_says_as_the_webhook_would(
     await world.funding.reconcile_deposits(batch=10_000)
     assert await status_of(world, reference) is status
     assert await world.balance(a) == (Decimal(balance), Decimal(0))
+    provider.lookups.clear()
+    await world.funding.reconcile_deposits(batch=10_000)
+    assert reference not in provider.lookups  # settled, or a person's to review: not asked again
 
 
 async def test_an_unpaid_deposit_expires_and_a_later_payment_is_still_credited_once(
