@@ -289,6 +289,15 @@ class Funding:
             if tx.status is not TransactionStatus.PROCESSING:
                 return 0  # its webhook came meanwhile
             await self._fail(uow, tx, NOT_COMPLETED)
+            await uow.audit.record(
+                audit(
+                    "deposit.expired",
+                    WORKER,
+                    actor_id=None,
+                    target_type="Transaction",
+                    target_id=tx.reference,
+                )
+            )
             await uow.commit()
         return 1
 

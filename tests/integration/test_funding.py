@@ -366,6 +366,9 @@ async def test_an_unpaid_deposit_expires_and_a_later_payment_is_still_credited_o
     await world.funding.reconcile_deposits(batch=10_000)
     assert [await status_of(world, r) for r in (ongoing, unknown)] == [TransactionStatus.FAILED] * 2
     async with world.uow(read_only=True) as uow:
+        trail = await uow.audit.page(first=500, after=None, action="deposit.expired", actor_id=None)
+    assert {ongoing, unknown} <= {e.target_id for e in trail.items}
+    async with world.uow(read_only=True) as uow:
         tx = await uow.ledger.by_reference(ongoing)
     assert tx is not None
     late = world.provider_event(ProviderEventKind.DEPOSIT_SUCCEEDED, tx, name="charge.success")
