@@ -66,6 +66,7 @@ from stacklo.domain.validation import clean_text
 from stacklo.domain.wallets import owned_wallet
 
 TRANSFER_FAILED = "The bank transfer failed."
+REVERSED = "The bank reversed the transfer."
 NOT_COMPLETED = "The payment was not completed in time."
 # Deposits, and withdrawals, looked up per scheduler round (one provider request each).
 RECONCILE_BATCH = 50
@@ -74,7 +75,6 @@ _DEPOSIT_ENDS = {
     "success": ("charge.success", ProviderEventKind.DEPOSIT_SUCCEEDED),
     "failed": ("charge.failed", ProviderEventKind.DEPOSIT_FAILED),
 }
-REVERSED = "The bank reversed the transfer."
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +274,8 @@ class Funding:
                     provider_id=word.provider_id,
                     raw={"source": "lookup", "status": word.status},
                 )
-                if await self.apply_provider_event(event, WORKER) != "duplicate":
+                # (a payment of another amount is "review_required": kept for a person)
+                if await self.apply_provider_event(event, WORKER) in ("credited", "failed"):
                     settled += 1
             elif now - tx.created_at >= self._deposit_expiry:
                 settled += await self._expire_deposit(tx.reference)
@@ -302,8 +303,8 @@ class Funding:
         return 1
 
     async def _asked(self, reference: str) -> None:
-        """Still in flight: note when the provider was asked, which sends the withdrawal to the
-        back of the next round's line."""
+        """Still in flight: note when the provider was asked, which sends the deposit or
+        withdrawal to the back of the next round's line."""
         async with self._uow() as uow:
             tx = await uow.ledger.by_reference(reference, for_update=True)
             assert tx is not None
